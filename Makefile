@@ -49,13 +49,17 @@ lint: venv collection-link
 	yamllint -s .
 	ansible-lint --profile production
 
-# ansible-test wants the tree at ansible_collections/<ns>/<name>: sync a copy of the tracked
-# and new (not ignored) files there.
+# ansible-test wants the tree at ansible_collections/<ns>/<name> and in a git repository of its
+# own: sync a copy of the tracked and new (not ignored) files there. Its pip bootstrap script
+# cannot be downloaded here, so an offline stand-in is placed where ansible-test looks first.
+ANSIBLE_TEST_PIP := $(shell sed -n "s/^ *pip='\(.*\)',/\1/p" $(VENV)/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py 2>/dev/null | head -1)
 sanity: venv
+	@mkdir -p $(HOME)/.ansible/test/cache
+	@cp tools/ansible_test_get_pip.py $(HOME)/.ansible/test/cache/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py
 	@rm -rf .build/sanity && mkdir -p $(SANITY_ROOT)
 	@git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ $(SANITY_ROOT)/
-	cd $(SANITY_ROOT) && ansible-test sanity --python 3.11 --color no --requirements \
-	  --skip-test shellcheck
+	@cd $(SANITY_ROOT) && git init -q && git add -A
+	cd $(SANITY_ROOT) && ansible-test sanity --python 3.11 --color no --requirements --skip-test shellcheck
 
 units: venv collection-link
 	pytest -q tests/unit

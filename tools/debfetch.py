@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fetch and unpack Debian packages of any suite (bookworm, trixie, sid) into a cache.
@@ -44,7 +43,7 @@ def debian_mirror_uri(sources_dir: str = "/etc/apt/sources.list.d", sources_list
                 for line in stanza.splitlines():
                     if line.startswith("#") or ":" not in line:
                         continue
-                    key, _, value = line.partition(":")
+                    key, _sep, value = line.partition(":")
                     fields[key.strip().lower()] = value.strip()
                 suites = fields.get("suites", "").split()
                 if "debian-archive-keyring" in fields.get("signed-by", "") and not any("security" in s for s in suites):
