@@ -1,0 +1,94 @@
+# Copyright: kubeforge.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cri_socket module's argument handling, results and failures (no daemons: temp sockets)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubeforge.cluster.plugins.modules import cri_socket
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def module_exits(monkeypatch):
+    def exit_json(self, **kwargs):
+        raise ExitJson(kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        kwargs["msg"] = msg
+        raise FailJson(kwargs)
+
+    monkeypatch.setattr(cri_socket.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(cri_socket.AnsibleModule, "fail_json", fail_json)
+
+
+def run(args, expect=ExitJson):
+    with patch_module_args(args), pytest.raises(expect) as exc:
+        cri_socket.main()
+    return exc.value.args[0]
+
+
+@pytest.fixture
+def listening(tmp_path):
+    """A unix socket that accepts connections (the kernel queues them; nobody answers)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "listening.sock"))
+    sock.listen(8)
+    yield "unix://%s" % (tmp_path / "listening.sock")
+    sock.close()
+
+
+@pytest.fixture
+def stale(tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "stale.sock"))
+    sock.close()
+    return "unix://%s" % (tmp_path / "stale.sock")
+
+
+def test_defaults_are_kubeadms_sockets():
+    spec = cri_socket.argument_spec()
+    assert "unix:///var/run/cri-dockerd.sock" in spec["candidates"]["default"]
+    assert "unix:///run/containerd/containerd.sock" in spec["candidates"]["default"]
+    assert spec["probe"]["default"] is True
+
+
+def test_no_endpoint_fails_with_endpoints(tmp_path, stale):
+    result = run({"candidates": [stale, str(tmp_path / "none.sock")]}, FailJson)
+    assert result["msg"].startswith("No CRI endpoint found on this node. Checked: %s: stale socket file" % stale)
+    assert "kubeforge.cluster.containerd" in result["msg"] and "kubeforge.cluster.cri_dockerd" in result["msg"]
+    assert [e["listening"] for e in result["endpoints"]] == [False, False]
+    assert [e["exists"] for e in result["endpoints"]] == [True, False]
+
+
+def test_probe_false_selects_the_listening_socket_in_check_mode(listening, stale):
+    result = run({"candidates": [stale], "extra_candidates": [listening], "probe": False, "_ansible_check_mode": True})
+    assert result["changed"] is False
+    assert result["cri_socket"] == listening
+    assert result["endpoints"][1]["cri"] is None and result["endpoints"][1]["listening"] is True
+
+
+def test_silent_listener_is_undecided_within_the_timeout(listening):
+    result = run({"candidates": [listening], "timeout": 0.2}, FailJson)
+    entry = result["endpoints"][0]
+    assert entry["cri"] is None and entry["listening"] is True
+    assert "no complete answer within 0.2s" in entry["reason"] and entry["reason"].endswith("CRI capability undecided")
+
+
+@pytest.mark.parametrize("args, msg", [
+    ({"candidates": ["tcp://10.0.0.1:2376"]}, "candidates: 'tcp://10.0.0.1:2376' is not a unix socket endpoint"),
+    ({"preferred": "dockershim"}, "preferred (inventory variable kubeforge_cri_socket) must be a unix:// endpoint URL"),
+    ({"timeout": 0}, "timeout must be a positive number of seconds, got 0.0"),
+])
+def test_bad_arguments(args, msg):
+    assert run(args, FailJson)["msg"].startswith(msg)
