@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How long kubeforge.cluster.cri_socket's probe + selection takes on a node with four candidates.
@@ -42,7 +41,7 @@ def time_detect(candidates, rounds):
     timings = []
     selected = None
     endpoints = []
-    for _ in range(rounds):
+    for _round in range(rounds):
         started = time.perf_counter()
         try:
             endpoints, selected = cs.detect(candidates)
@@ -70,7 +69,7 @@ def time_module_process(candidates, rounds):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": {"candidates": candidates}}, handle)
     try:
-        for _ in range(rounds):
+        for _round in range(rounds):
             started = time.perf_counter()
             proc = subprocess.run([sys.executable, str(REPO / "plugins" / "modules" / "cri_socket.py"), handle.name],
                                   capture_output=True, text=True, env=env, check=False)

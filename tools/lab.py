@@ -177,6 +177,18 @@ def machine_address(subnet: str, index: int) -> str:
     return str(net[FIRST_HOST + index])
 
 
+def assign_indexes(existing: dict, names: list[str]) -> dict[str, int]:
+    """1-based machine indexes (they fix address and veth): kept for machines that exist, the lowest
+    free ones for new machines, so growing or shrinking a running lab never renumbers a machine."""
+    result = {name: existing[name] for name in names if existing.get(name)}
+    taken = set(result.values())
+    free = (i for i in range(1, MAX_MACHINES + len(taken) + 1) if i not in taken)
+    for name in names:
+        if name not in result:
+            result[name] = next(free)
+    return result
+
+
 def group_layout(names: list[str], control_planes: int = 1) -> dict[str, list[str]]:
     """Inventory groups: the first ``control_planes`` machines are control planes, the rest workers;
     etcd runs on the first 3 machines (1 when there are fewer than 3) so it keeps a quorum."""
@@ -786,13 +798,17 @@ def nspawn_argv(state: dict, name: str) -> list[str]:
     ]
 
 
+NSPAWN_REBOOT = 133  # systemd-nspawn's exit status when the machine rebooted
+
+
 def start_machine(state: dict, name: str) -> None:
+    """Start the machine's supervisor (``lab.py _boot``) detached, in its own session."""
     info = state["machines"][name]
     log = Path(info["dir"]) / "console.log"
+    argv = [sys.executable, str(Path(__file__).resolve()), "_boot", "--lab", state["lab"], name]
     with open(log, "ab") as handle:
-        handle.write(b"\n==== boot at %s ====\n" % time.strftime("%Y-%m-%dT%H:%M:%S").encode())
-        proc = subprocess.Popen(nspawn_argv(state, name), stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=dict(os.environ, **NSPAWN_ENV), close_fds=True)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
     info["pid"] = proc.pid
     info["pid_start"] = None
     for _ in range(50):
@@ -801,6 +817,34 @@ def start_machine(state: dict, name: str) -> None:
             break
         time.sleep(0.02)
     save_state(state)
+
+
+def cmd_boot(args) -> int:
+    """Supervisor of one machine: runs systemd-nspawn, boots it again when the machine reboots (nspawn
+    exits 133; on a host with systemd its unit's RestartForceExitStatus does that) and passes
+    SIGTERM/SIGINT/SIGHUP on, which nspawn turns into a clean poweroff."""
+    state = require_state(validate_lab_name(args.lab))
+    argv = nspawn_argv(state, args.name)
+    child: list[subprocess.Popen] = []
+    stopping = []
+
+    def forward(signum, _frame):
+        stopping.append(signum)
+        if child and child[-1].poll() is None:
+            child[-1].send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        print("==== %s: boot %s ====" % (time.strftime("%Y-%m-%dT%H:%M:%S"), args.name), flush=True)
+        child.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=dict(os.environ, **NSPAWN_ENV), close_fds=True))
+        if stopping:
+            child[-1].send_signal(signal.SIGTERM)
+        rc = child[-1].wait()
+        print("==== %s: systemd-nspawn exited %d ====" % (time.strftime("%Y-%m-%dT%H:%M:%S"), rc), flush=True)
+        if rc != NSPAWN_REBOOT or stopping:
+            return 0 if rc in (0, NSPAWN_REBOOT) else rc
+        child.clear()
 
 
 def wait_ready(state: dict, name: str, deadline: float) -> str:
@@ -830,12 +874,10 @@ def cmd_up(args) -> int:
     t_start = time.monotonic()
     with file_lock(CACHE_ROOT / (".%s.lock" % lab)):
         state = load_state(lab)
-        if state and (state.get("distro") != args.distro or sorted(state.get("machines", {})) != sorted(names)) \
-                and any(pid_alive(m.get("pid"), m.get("pid_start")) for m in state["machines"].values()):
-            raise LabError("lab %s is running with %s machines %s; it cannot change to %s %s while up: "
-                           "run `python3 tools/lab.py down --lab %s` first"
-                           % (lab, state.get("distro"), ",".join(sorted(state["machines"])), args.distro,
-                              ",".join(names), lab))
+        if state and state.get("machines") and state.get("distro") != args.distro:
+            raise LabError("lab %s has %s machines (%s); their overlays cannot move to %s: "
+                           "run `python3 tools/lab.py down --lab %s` first, or use another --lab"
+                           % (lab, state.get("distro"), ",".join(sorted(state["machines"])), args.distro, lab))
         if state is None or not state.get("subnet"):
             if state_path(lab).exists():
                 progress(lab, "state file %s is unreadable: cleaning up what the lab left first" % state_path(lab))
@@ -848,7 +890,9 @@ def cmd_up(args) -> int:
             stop_and_remove_machine(state, old)
         base = ensure_base(lab, args.distro)
         pubkey = ensure_key(state)
-        for index, name in enumerate(names, start=1):
+        indexes = assign_indexes({n: m.get("index") for n, m in state["machines"].items()}, names)
+        for name in names:
+            index = indexes[name]
             info = state["machines"].setdefault(name, {})
             info.update({
                 "index": index, "address": machine_address(state["subnet"], index),
@@ -860,6 +904,11 @@ def cmd_up(args) -> int:
         booting = []
         for name in names:
             info = state["machines"][name]
+            if not pid_alive(info.get("pid"), info.get("pid_start")):
+                # started by an earlier run killed before it could record the pid: adopt it
+                for pid in nspawn_pids(info["root"]):
+                    info["pid"], info["pid_start"] = pid, pid_start_time(pid)
+                    save_state(state)
             if pid_alive(info.get("pid"), info.get("pid_start")):
                 progress(lab, "%s: already running (pid %d, %s)" % (name, info["pid"], info["address"]))
                 continue
@@ -905,43 +954,67 @@ def wait_pid_gone(pid: int, start: str | None, seconds: float) -> bool:
     return not pid_alive(pid, start)
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path("/proc/%d/stat" % pid).read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def stop_machines(lab: str, stops: list[tuple], key: str | None) -> list[str]:
-    """Power machines off over ssh (in parallel), then SIGTERM/SIGKILL what is left."""
+    """Power machines off over ssh (in parallel), then SIGTERM/SIGKILL what is left.
+
+    ``stops``: ("stop", name, address, pid, pid_start); an entry without an address is a
+    systemd-nspawn found by the scan: stopped along with its supervisor when it has one, else
+    SIGTERMed at once (nspawn turns SIGTERM into a clean poweroff of the machine)."""
     errors = []
     running = [(name, address, pid, start) for _, name, address, pid, start in stops if pid_alive(pid, start)]
+    supervisors = {pid for _name, address, pid, _start in running if address}
     pending = []
     for name, address, pid, _start in running:
         if not address:
+            if parent_pid(pid) in supervisors:
+                continue
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)  # nspawn turns it into a clean shutdown of the machine
+                os.kill(pid, signal.SIGTERM)
         elif key and Path(key).exists():
             argv = ["ssh", "-i", key, *SSH_OPTIONS, "-o", "ConnectTimeout=3", "root@%s" % address, "systemctl poweroff --no-block"]
-            pending.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            pending.append((pid, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         progress(lab, "%s: stopping (pid %d)" % (name, pid))
-    for proc in pending:
+    for pid, proc in pending:
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.returncode != 0:  # no ssh yet (still booting) or already gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 20
     for name, _address, pid, start in running:
         if wait_pid_gone(pid, start, max(0.5, deadline - time.monotonic())):
             continue
+        progress(lab, "%s: no poweroff within 20 s, sending SIGTERM to pid %d" % (name, pid))
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         if wait_pid_gone(pid, start, 10):
             continue
+        progress(lab, "%s: sending SIGKILL to pid %d" % (name, pid))
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         if not wait_pid_gone(pid, start, 5):
-            errors.append("%s: systemd-nspawn pid %d does not die" % (name, pid))
+            errors.append("%s: pid %d does not die" % (name, pid))
     return errors
 
 
 def stop_and_remove_machine(state: dict, name: str) -> None:
     info = state["machines"][name]
-    errors = stop_machines(state["lab"], [("stop", name, info.get("address"), info.get("pid"), info.get("pid_start"))], state["key"])
+    stops = [("stop", name, info.get("address"), info.get("pid"), info.get("pid_start"))]
+    stops += [("stop", "%s (nspawn)" % name, None, pid, None) for pid in nspawn_pids(info["root"]) if pid != info.get("pid")]
+    errors = stop_machines(state["lab"], stops, state["key"])
     for ns_pid in run(["ip", "netns", "pids", info["netns"]], check=False).stdout.split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(ns_pid), signal.SIGKILL)
@@ -1189,7 +1262,7 @@ def cmd_summary(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,ssh,instances,summary}")
     up = sub.add_parser("up", help="bring the lab up (idempotent: running machines are kept)")
     up.add_argument("--machines", type=int, default=None, help="number of machines (default 3, or the number of --names)")
     up.add_argument("--names", help="comma-separated machine names (default node1..nodeN)")
@@ -1206,6 +1279,9 @@ def build_parser() -> argparse.ArgumentParser:
     ssh_p.add_argument("--lab", default=DEFAULT_LAB)
     ssh_p.add_argument("name")
     ssh_p.add_argument("command", nargs=argparse.REMAINDER)
+    boot = sub.add_parser("_boot")  # internal: the supervisor of one machine, started by `up`
+    boot.add_argument("--lab", default=DEFAULT_LAB)
+    boot.add_argument("name")
     instances = sub.add_parser("instances", help="the machines as molecule's instance config (JSON)")
     instances.add_argument("--lab", default=DEFAULT_LAB)
     summary = sub.add_parser("summary", help="what each node of an inventory runs")
@@ -1217,7 +1293,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.action == "up" and args.machines is None:
         args.machines = 0 if args.names else 3
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "instances": cmd_instances,
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "instances": cmd_instances, "_boot": cmd_boot,
                 "summary": cmd_summary}
     try:
         return handlers[args.action](args)
@@ -1226,6 +1302,12 @@ def main(argv: list[str] | None = None) -> int:
         print("lab.py %s: error: %s" % (args.action, exc), file=sys.stderr)
         if args.action == "up":
             print("lab.py: to remove what was created: python3 tools/lab.py down --lab %s" % lab, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print("lab.py %s: error: %s" % (args.action, exc), file=sys.stderr)
+        if args.action in ("up", "down"):
+            print("lab.py: to remove what was created: python3 tools/lab.py down --lab %s"
+                  % getattr(args, "lab", DEFAULT_LAB), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("lab.py %s: interrupted; clean up with: python3 tools/lab.py down --lab %s"

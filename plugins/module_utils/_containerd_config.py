@@ -34,6 +34,11 @@ except ImportError as _exc:  # bare node: the module reports this clearly, nothi
     HAS_TOMLKIT = False
     TOMLKIT_IMPORT_ERROR = _exc
 
+try:  # fast reader for data comparisons (Python 3.11+); tomlkit's unwrap() elsewhere
+    import tomllib as _tomllib
+except ImportError:
+    _tomllib = None
+
 DEFAULT_PATH = "/etc/containerd/config.toml"
 MAX_KNOWN_VERSION = 4
 
@@ -223,22 +228,15 @@ def detect_version(doc):
     return value
 
 
-def _ensure_table(container, path, created):
-    cur = container
-    for i, part in enumerate(path):
-        if part in cur:
-            nxt = cur[part]
-            if not isinstance(nxt, dict):
-                raise ContainerdConfigError(
-                    "cannot set %s: %s is a %s, not a table" % (dotted(path), dotted(path[:i + 1]), type(plain(nxt)).__name__))
-            cur = nxt
-        else:
-            # intermediate tables that would only hold sub-tables render as super tables (no empty header)
-            table = tomlkit.table(is_super_table=(i < len(path) - 1))
-            cur[part] = table
-            created.append(path[:i + 1])
-            cur = cur[part]
-    return cur
+def loads(text, source="config.toml"):
+    """TOML text -> plain data (tomllib when available: tomlkit's parser is ~20x slower)."""
+    if _tomllib is not None:
+        try:
+            return _tomllib.loads(text)
+        except _tomllib.TOMLDecodeError as exc:
+            parse(text, source)  # tomlkit's error names line and column
+            raise ContainerdConfigError("%s is not valid TOML: %s. Nothing was changed" % (source, exc)) from None
+    return plain(parse(text, source))
 
 
 def _toml_value(old, value):
@@ -249,40 +247,136 @@ def _toml_value(old, value):
     return value
 
 
-def set_value(doc, path, value, changes):
-    """Set ``path`` to ``value`` when the data differs (formatting of untouched keys is kept)."""
-    parent = _ensure_table(doc, path[:-1], [])
-    key = path[-1]
-    if key in parent:
-        old = parent[key]
-        if plain(old) == value and type(plain(old)) is type(value):
-            return
-        if isinstance(value, dict):
-            deep_merge(doc, path, value, changes)
-            return
-        parent[key] = _toml_value(old, value)
-    else:
-        if isinstance(value, dict):
-            deep_merge(doc, path, value, changes)
-            return
-        parent[key] = value
-    changes.append(dotted(path))
+class Editor(object):
+    """Edits a tomlkit document while keeping a plain-data mirror of it.
 
+    Reads go to the mirror (tomlkit rebuilds a proxy for every access to a table that is split over
+    several places in the file); each table of the document is resolved once and cached for writes.
+    ``doc`` is a tomlkit document, None for a dry run on ``data`` only, or a pair
+    (head, span) of partial documents (see ``partial_apply``). ``changes`` lists the dotted paths
+    written; ``touched`` the tables written into or given a new sub-table.
+    """
 
-def deep_merge(doc, path, mapping, changes):
-    """Merge a nested dict at ``path``: dicts become tables, everything else replaces the value."""
-    table = _ensure_table(doc, path, [])
-    for key, value in mapping.items():
-        key = str(key)
-        if isinstance(value, dict):
-            if key in table and not isinstance(table[key], dict):
-                raise ContainerdConfigError(
-                    "merge: %s is a %s in the file, cannot merge a table into it" % (dotted(path + (key,)), type(plain(table[key])).__name__))
-            if key not in table and value:
-                changes.append(dotted(path + (key,)))
-            deep_merge(doc, path + (key,), value, changes)
+    def __init__(self, doc, data=None, route=None):
+        # route: partial documents (see partial_apply): doc is the head, route(path) the document
+        # a table path is edited in
+        self.route = route
+        self.partial = route is not None
+        self.scalar_root = self.table_root = doc
+        self.doc = doc
+        self.data = data if data is not None else loads(doc.as_string(), "the configuration")
+        self.tables = {}
+        self.changes = []
+        self.touched = set()
+
+    def get(self, path, default=None):
+        return get_path(self.data, path, default)
+
+    def _mirror(self, path):
+        cur = self.data
+        for part in path:
+            cur = cur[part]
+        return cur
+
+    def table(self, path):
+        """The tomlkit table at ``path``, created (with its parents) when missing."""
+        path = tuple(path)
+        if path in self.tables:
+            return self.tables[path]
+        mirror = self._mirror(path[:-1])
+        key = path[-1]
+        if key in mirror and not isinstance(mirror[key], dict):
+            raise ContainerdConfigError(
+                "cannot set keys under %s: it is a %s, not a table" % (dotted(path), type(mirror[key]).__name__))
+        if key not in mirror:
+            self.touched.add(path[:-1])
+        if self.doc is None:
+            table = None
+        elif self.partial:
+            # walk inside the one section document this table is edited in; tables defined in
+            # sections not loaded appear there as implicit (header-less) super tables
+            table = self.route(path)
+            for part in path:
+                if part not in table:
+                    table[part] = tomlkit.table(is_super_table=True)
+                table = table[part]
         else:
-            set_value(doc, path + (key,), value, changes)
+            parent = self.table_root if len(path) == 1 else self.table(path[:-1])
+            if key in mirror:
+                table = parent[key]
+            else:
+                table = tomlkit.table(is_super_table=True)
+                parent[key] = table
+        mirror.setdefault(key, {})
+        self.tables[path] = table
+        return table
+
+    def set(self, path, value):
+        """Set ``path`` to ``value`` when the data differs (formatting of untouched keys is kept)."""
+        path = tuple(path)
+        if isinstance(value, dict):
+            self.merge(path, value)
+            return
+        mirror = self._mirror_parent(path)
+        key = path[-1]
+        if key in mirror and mirror[key] == value and type(mirror[key]) is type(value):
+            return
+        if key in mirror and isinstance(mirror[key], dict):
+            raise ContainerdConfigError("cannot set %s: it is a table in the file" % dotted(path))
+        parent = self.scalar_root if len(path) == 1 else self.table(path[:-1])
+        self.touched.add(path[:-1])
+        if self.doc is None:
+            pass
+        elif key in mirror:
+            parent[key] = _toml_value(parent[key], value)
+        else:
+            parent[key] = value
+        mirror[key] = copy.deepcopy(value)
+        self.changes.append(dotted(path))
+
+    def _mirror_parent(self, path):
+        cur = self.data
+        for i, part in enumerate(path[:-1]):
+            if part not in cur:
+                self.table(path[:i + 1])
+            elif not isinstance(cur[part], dict):
+                raise ContainerdConfigError("cannot set %s: %s is a %s, not a table" % (dotted(path), dotted(path[:i + 1]), type(cur[part]).__name__))
+            cur = cur[part]
+        return cur
+
+    def merge(self, path, mapping):
+        """Merge a nested dict at ``path``: dicts become tables, everything else replaces the value."""
+        path = tuple(path)
+        for key, value in mapping.items():
+            key = str(key)
+            sub = path + (key,)
+            if isinstance(value, dict):
+                existing = self.get(sub)
+                if existing is not None and not isinstance(existing, dict):
+                    raise ContainerdConfigError(
+                        "merge: %s is a %s in the file, cannot merge a table into it" % (dotted(sub), type(existing).__name__))
+                if existing is None and value:
+                    self.changes.append(dotted(sub))
+                self.merge(sub, value)
+            else:
+                self.set(sub, value)
+
+    def delete_list_items(self, key, drop):
+        """Remove the items in ``drop`` from the top-level array ``key``, keeping its formatting."""
+        current = self.data.get(key)
+        if not isinstance(current, list):
+            raise ContainerdConfigError("%s must be a list, found %r" % (key, current))
+        if not any(p in drop for p in current):
+            return False
+        self.touched.add(())
+        if self.doc is not None:
+            array = self.scalar_root[key]
+            for index in reversed(range(len(current))):
+                if current[index] in drop:
+                    del array[index]
+        self.data[key] = [p for p in current if p not in drop]
+        self.changes.append(key)
+        return True
 
 
 # --------------------------------------------------------------------------- options
@@ -310,84 +404,159 @@ def validate_params(params):
         raise ContainerdConfigError("merge must be a dictionary of tables and keys")
 
 
-def enable_cri(doc, changes):
-    """Remove every CRI plugin id from disabled_plugins (the Docker package ships ``["cri"]``)."""
-    if "disabled_plugins" not in doc:
-        return
-    current = plain(doc["disabled_plugins"])
-    if not isinstance(current, list):
-        raise ContainerdConfigError("disabled_plugins must be a list, found %r" % (current,))
-    kept = [p for p in current if p not in CRI_PLUGIN_IDS]
-    if kept != current:
-        array = doc["disabled_plugins"]
-        # delete in place so the array keeps its formatting and comments
-        for index in reversed(range(len(current))):
-            if current[index] in CRI_PLUGIN_IDS:
-                del array[index]
-        changes.append("disabled_plugins")
+def apply_options(doc, params, version, data=None):
+    """Apply the logical options to ``doc`` (a tomlkit document of config ``version``).
+
+    With ``doc`` None only ``data`` (plain, modified in place) is edited: a cheap dry run.
+    Returns (changed key paths, warnings, plain data of the result).
+    """
+    ed = Editor(doc, data)
+    warnings = _apply(ed, params, version)
+    return ed.changes, warnings, ed.data
 
 
-def _runtime_names(data, schema):
-    runtimes = get_path(data, schema.runtimes, {}) or {}
-    return list(runtimes.keys())
-
-
-def apply_options(doc, params, version):
-    """Apply the logical options to ``doc`` (a tomlkit document of config ``version``)."""
+def _apply(ed, params, version):
     schema = schema_for(version)
-    changes = []
     warnings = []
     if params.get("merge"):
-        deep_merge(doc, (), params["merge"], changes)
-    if params.get("enable_cri", True):
-        enable_cri(doc, changes)
+        ed.merge((), params["merge"])
+    if params.get("enable_cri", True) and "disabled_plugins" in ed.data:
+        # the Docker package ships disabled_plugins = ["cri"]
+        ed.delete_list_items("disabled_plugins", CRI_PLUGIN_IDS)
     if params.get("sandbox_image") is not None:
-        set_value(doc, schema.sandbox, params["sandbox_image"], changes)
+        ed.set(schema.sandbox, params["sandbox_image"])
     if params.get("registry_config_path") is not None:
-        set_value(doc, schema.config_path, params["registry_config_path"], changes)
+        ed.set(schema.config_path, params["registry_config_path"])
     for name, spec in (params.get("runtimes") or {}).items():
         path = schema.runtimes + (name,)
-        exists = get_path(doc, path) is not None
-        if not exists and not spec.get("runtime_type"):
+        if ed.get(path) is None and not spec.get("runtime_type"):
             raise ContainerdConfigError(
                 "runtimes.%s does not exist in %s yet: give its runtime_type (e.g. io.containerd.kata.v2)" % (name, dotted(schema.runtimes)))
         for key, value in spec.items():
             if key == "options":
-                deep_merge(doc, path + ("options",), value, changes)
+                ed.merge(path + ("options",), value)
             else:
-                set_value(doc, path + (key,), value, changes)
+                ed.set(path + (key,), value)
     if params.get("default_runtime") is not None:
         name = params["default_runtime"]
-        if get_path(doc, schema.runtimes + (name,)) is None and name != "runc":
+        if ed.get(schema.runtimes + (name,)) is None and name != "runc":
             raise ContainerdConfigError(
                 "default_runtime %r is not a runtime in %s; define it under runtimes" % (name, dotted(schema.runtimes)))
-        set_value(doc, schema.default_runtime, name, changes)
+        ed.set(schema.default_runtime, name)
     if params.get("systemd_cgroup") is not None:
         value = bool(params["systemd_cgroup"])
-        default_name = plain(get_path(doc, schema.default_runtime)) or "runc"
-        targets = []
-        for name in _runtime_names(doc, schema):
-            rtype = plain(get_path(doc, schema.runtimes + (name, "runtime_type")))
-            if rtype in RUNC_TYPES:
-                targets.append(name)
-        if default_name not in targets and get_path(doc, schema.runtimes + (default_name,)) is None:
-            set_value(doc, schema.runtimes + (default_name, "runtime_type"), RUNC_TYPES[0], changes)
+        default_name = ed.get(schema.default_runtime) or "runc"
+        runtimes = ed.get(schema.runtimes) or {}
+        targets = [n for n, rt in runtimes.items() if isinstance(rt, dict) and rt.get("runtime_type") in RUNC_TYPES]
+        if default_name not in runtimes:
+            ed.set(schema.runtimes + (default_name, "runtime_type"), RUNC_TYPES[0])
             targets.append(default_name)
         for name in targets:
-            set_value(doc, schema.runtimes + (name, "options", "SystemdCgroup"), value, changes)
-        legacy = get_path(doc, schema.runtime + ("systemd_cgroup",))
-        if version <= 2 and plain(legacy) is True and not value:
+            ed.set(schema.runtimes + (name, "options", "SystemdCgroup"), value)
+        if version <= 2 and ed.get(schema.runtime + ("systemd_cgroup",)) is True and not value:
             warnings.append(
-                "%s = %s is the legacy switch of the io.containerd.runtime.v1.linux shim and was left alone; "
-                "runc runtimes use options.SystemdCgroup, which is now %s" % (dotted(schema.runtime + ("systemd_cgroup",)), plain(legacy), value))
+                "%s = true is the legacy switch of the io.containerd.runtime.v1.linux shim and was left alone; "
+                "runc runtimes use options.SystemdCgroup, which is now false" % dotted(schema.runtime + ("systemd_cgroup",)))
     if version <= 2:
-        legacy_default = get_path(doc, schema.containerd + ("default_runtime", "runtime_type"))
+        legacy_default = ed.get(schema.containerd + ("default_runtime", "runtime_type"))
         if legacy_default:
             warnings.append(
                 "%s sets the deprecated default_runtime (runtime_type %s): containerd 1.x uses it instead of "
                 "default_runtime_name, and containerd 2.x drops it. Remove that table to make the runtimes take effect"
-                % (dotted(schema.containerd + ("default_runtime",)), plain(legacy_default)))
-    return changes, warnings
+                % (dotted(schema.containerd + ("default_runtime",)), legacy_default))
+    return warnings
+
+
+_TABLE_HEADER = re.compile(r"^[ \t]*\[", re.M)
+
+
+def _split_sections(text):
+    """Split TOML text at its table headers: (head text, [(header path, has keys, text), ...]).
+
+    None when the file does not split cleanly (arrays of tables, a header-like line inside a
+    multi-line value, ...): every section must be valid TOML on its own.
+    """
+    if _tomllib is None:
+        return None
+    starts = [m.start() for m in _TABLE_HEADER.finditer(text)]
+    if not starts:
+        return None
+    head = text[:starts[0]]
+    sections = []
+    bounds = starts + [len(text)]
+    try:
+        _tomllib.loads(head)
+        for begin, end in zip(bounds[:-1], bounds[1:]):
+            chunk = text[begin:end]
+            header = _tomllib.loads(chunk.split("\n", 1)[0])
+            body = _tomllib.loads(chunk)
+            path = []
+            while isinstance(header, dict) and len(header) == 1:
+                key = next(iter(header))
+                path.append(key)
+                header, body = header[key], body[key]
+            # an [[array of tables]] element is kept as text, never edited
+            sections.append((None if isinstance(header, list) else tuple(path), bool(body), chunk))
+    except (_tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return head, sections
+
+
+def partial_apply(original, params, version, data, touched):
+    """Apply the options parsing only the sections of the file that change.
+
+    tomlkit's parser is the slow part of a merge (tens of ms for a 300-line file, far more when a
+    table is split over several places). Only the head of the file (top-level keys) and the
+    sections whose tables are written are parsed, each on its own; everything else stays text.
+    New tables go into the loaded section sharing the longest key prefix with them. The result is
+    accepted only if it reads back as exactly the data of the edit; otherwise None (the caller
+    then parses the whole file).
+    """
+    split = _split_sections(original)
+    if split is None:
+        return None
+    head_text, sections = split
+    wanted = [i for i, (path, _keys, _text) in enumerate(sections) if path is not None and path in touched]
+    try:
+        head_doc = tomlkit.parse(head_text)
+        docs = dict((i, tomlkit.parse(sections[i][2])) for i in wanted)
+        extra = tomlkit.document()
+
+        def route(path):
+            best, best_len = None, 0
+            for i in wanted:
+                section_path = sections[i][0]
+                common = 0
+                for a, b in zip(section_path, path):
+                    if a != b:
+                        break
+                    common += 1
+                if common > best_len:
+                    best, best_len = i, common
+            return docs[best] if best is not None else extra
+
+        ed = Editor(head_doc, copy.deepcopy(data), route=route)
+        warnings = _apply(ed, params, version)
+        out = [tomlkit.dumps(head_doc)]
+        for i, (_path, _keys, text) in enumerate(sections):
+            if i in docs:
+                rendered = tomlkit.dumps(docs[i])
+                if text.endswith("\n\n") and not rendered.endswith("\n\n"):
+                    rendered += "\n"  # keep the blank line before the next section
+                out.append(rendered)
+            else:
+                out.append(text)
+        tail = tomlkit.dumps(extra)
+        if tail:
+            if not out[-1].endswith("\n"):
+                out.append("\n")
+            out.append("\n" + tail.lstrip("\n"))
+        new_text = "".join(out)
+        if loads(new_text, "the merged result") != ed.data:
+            return None
+    except Exception:  # noqa: BLE001 - any surprise here only means: take the full-parse path
+        return None
+    return ed.changes, warnings, ed.data, new_text
 
 
 # --------------------------------------------------------------------------- checks
@@ -440,7 +609,7 @@ def _subset_problems(want, have, where):
 
 def verify_dump(dump_text, params, file_version):
     """Compare ``containerd config dump`` with the request; return (problems, effective values)."""
-    data = plain(parse(dump_text, "the output of 'containerd config dump'"))
+    data = loads(dump_text, "the output of 'containerd config dump'")
     version = data.get("version") or 1
     schema = schema_for(version)
     problems = []
@@ -527,8 +696,8 @@ def _insert_first(doc, key, value):
         doc.add(key, value)
 
 
-def has_plugin_tables(doc):
-    plugins = doc.get("plugins")
+def has_plugin_tables(data):
+    plugins = data.get("plugins")
     return isinstance(plugins, dict) and len(plugins) > 0
 
 
@@ -612,8 +781,8 @@ def run(params, ops, check_mode=False):
 
     exists, original = ops.read(path)
     original = original if exists else ""
-    doc = parse(original, path)
-    original_data = plain(doc)
+    original_data = loads(original, path)
+    doc = None  # the tomlkit document: parsed only when something has to change (it is the slow part)
 
     version_output, probe_error = _probe_binary(ops, binary)
     validate = params.get("validate")
@@ -628,26 +797,26 @@ def run(params, ops, check_mode=False):
     binary_version, binary_release = binary_config_version(version_output) if version_output else (None, None)
 
     migrated_from = None
-    empty = not original.strip() or not plain(doc)
-    if empty:
+    data = original_data
+    if not original.strip() or not original_data:
         if version_output is not None:
             rc, out, err = ops.run([binary, "config", "default"])
             if rc != 0:
                 raise ContainerdConfigError("'%s config default' failed (rc=%d): %s" % (binary, rc, err.strip()), rc=rc, stderr=err)
-            base = parse(out, "the output of 'containerd config default'")
-            if original.strip():
-                # keep the user's comments at the top of an all-comment file
-                doc = parse(original.rstrip("\n") + "\n\n" + out, path)
-            else:
-                doc = base
+            base = loads(out, "the output of 'containerd config default'")
+            # keep the comments of an all-comment file at the top
+            doc = parse((original.rstrip("\n") + "\n\n" if original.strip() else "") + out, path)
             binary_version = detect_version(base) or binary_version
         else:
             doc = parse((original.rstrip("\n") + "\n\n" if original.strip() else "") + "version = 2\n", path)
             warnings.append("%s is missing or empty and containerd is not available: started from a minimal version 2 file" % path)
-    version = detect_version(doc)
-    if version is None and not has_plugin_tables(doc):
+        data = loads(doc.as_string(), path)
+    version = detect_version(data)
+    if version is None and not has_plugin_tables(data):
         target = binary_version or 2
+        doc = doc if doc is not None else parse(original, path)
         upgrade_unversioned(doc, target)
+        data = loads(doc.as_string(), path)
         warnings.append("%s had no version key and no plugin tables: added version = %d (nothing else changes meaning)" % (path, target))
         version = target
     if version is None:
@@ -662,6 +831,7 @@ def run(params, ops, check_mode=False):
 
     if params.get("migrate") and binary_version and version < binary_version:
         migrated_from = version
+        doc = doc if doc is not None else parse(original, path)
         if version == 1:
             migrate_v1_to_v2(doc)
             version = 2
@@ -672,17 +842,32 @@ def run(params, ops, check_mode=False):
                 raise ContainerdConfigError("'%s config migrate' failed (rc=%d): %s" % (binary, rc, err.strip()), rc=rc, stderr=err)
             doc = parse(out, "the output of 'containerd config migrate'")
             version = detect_version(doc) or binary_version
+        data = loads(doc.as_string(), path)
     elif version == 1 and binary_version and binary_version >= 3:
         warnings.append("%s is a version 1 file (no version key) and containerd %s no longer reads version 1 CRI settings; "
                         "set migrate: true to convert it" % (path, binary_release))
 
     schema = schema_for(version)
-    changes, apply_warnings = apply_options(doc, params, version)
+    new_text = None
+    if doc is None:
+        # dry run on plain data first: an unchanged file never needs the (slow) comment-preserving parser
+        dry = Editor(None, copy.deepcopy(data))
+        apply_warnings = _apply(dry, params, version)
+        changes, new_data = dry.changes, dry.data
+        if not changes:
+            new_text = original
+        else:
+            partial = partial_apply(original, params, version, data, dry.touched)
+            if partial is not None:
+                changes, apply_warnings, new_data, new_text = partial
+            else:
+                doc = parse(original, path)
+    if doc is not None:
+        changes, apply_warnings, new_data = apply_options(doc, params, version, copy.deepcopy(data))
+        new_text = tomlkit.dumps(doc)
+        if loads(new_text, "the merged result") != new_data:  # pragma: no cover - guards against a tomlkit rendering bug
+            raise ContainerdConfigError("internal error: the merged TOML does not read back as written; nothing was changed")
     warnings.extend(apply_warnings)
-    new_text = tomlkit.dumps(doc)
-    new_data = plain(parse(new_text, "the merged result"))
-    if new_data != plain(doc):  # pragma: no cover - guards against a tomlkit rendering bug
-        raise ContainerdConfigError("internal error: the merged TOML does not read back as written; nothing was changed")
     conflict = registry_conflicts(new_data, version)
     if conflict:
         raise ContainerdConfigError("%s: %s" % (path, conflict))

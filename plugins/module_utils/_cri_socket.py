@@ -115,7 +115,7 @@ def _crictl_evidence(entry, crictl, run_command, timeout):
     rc, out, err = run_command(argv)
     fields = {
         key.strip(): value.strip()
-        for key, _, value in (line.partition(":") for line in (out or "").splitlines()) if _
+        for key, sep, value in (line.partition(":") for line in (out or "").splitlines()) if sep
     }
     if rc == 0 and fields.get("RuntimeApiVersion"):
         entry["runtime"] = _runtime_from_cri(fields.get("RuntimeName"))
@@ -145,7 +145,8 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
         return entry
     except OSError as exc:
         entry["exists"] = os.path.lexists(path)
-        entry["reason"] = "cannot stat %s: %s" % (path, exc.strerror or exc)
+        entry["reason"] = "cannot stat %s: %s%s; CRI capability undecided" % (
+            path, exc.strerror or exc, " (run as root / become: true)" if isinstance(exc, PermissionError) else "")
         return entry
     entry["exists"] = True
     if not stat.S_ISSOCK(mode):
@@ -155,11 +156,9 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
 
     if not probe:
         try:
-            conn = grpc._Connection(path, timeout)  # pylint: disable=protected-access
-            conn.connect()
-            conn.close()
+            grpc.check_listening(path, timeout)
         except grpc.ProbeError as exc:
-            entry["cri"] = False
+            entry["cri"] = None if isinstance(exc, (grpc.AccessDenied, grpc.Timeout)) else False
             entry["reason"] = _not_listening_reason(exc)
             return entry
         entry["listening"] = True
@@ -168,6 +167,9 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
 
     try:
         result = grpc.grpc_unary(path, CRI_V1_VERSION, grpc.encode_string_field(1, "v1"), timeout)
+    except grpc.AccessDenied as exc:
+        entry["reason"] = "%s; CRI capability undecided" % exc
+        return entry
     except (grpc.NotFound, grpc.NotListening) as exc:
         entry["cri"] = False
         entry["reason"] = _not_listening_reason(exc)
@@ -362,7 +364,7 @@ def select(endpoints, preferred=None, probe=True):
                 "preferred=%s (inventory variable %s): no CRI endpoint of that runtime on this node. %s found: %s. "
                 "Set %s to one of them or install %s." % (
                     preferred, INVENTORY_VARIABLE, what[0].upper() + what[1:], _list(usable), INVENTORY_VARIABLE, preferred), endpoints)
-        url, _ = normalize_endpoint(preferred)
+        url = normalize_endpoint(preferred)[0]
         entry = next((e for e in endpoints if e["endpoint"] == url), None)
         if entry is not None and (entry["cri"] is True or (not probe and entry["listening"])):
             return url

@@ -55,6 +55,12 @@ class NotListening(ProbeError):
     kind = "not_listening"
 
 
+class AccessDenied(NotListening):
+    """The socket exists but this user may not connect to it."""
+
+    kind = "access_denied"
+
+
 class NotHttp2(ProbeError):
     """Something listens but it does not speak HTTP/2 (so it cannot be gRPC)."""
 
@@ -532,7 +538,7 @@ class _Connection:
             if code in (errno.ENOTSOCK, getattr(errno, "EPROTOTYPE", -1)):
                 raise NotListening("not a unix socket") from None
             if code in (errno.EACCES, errno.EPERM):
-                raise NotListening("permission denied connecting to the socket (run as root / become: true)") from None
+                raise AccessDenied("permission denied connecting to the socket (run as root / become: true)") from None
             raise NotListening("connect failed: %s" % (os.strerror(code) if code else exc)) from None
         self.sock = sock
 
@@ -594,6 +600,13 @@ class _Connection:
             raise ProtocolError("frame of %d octets" % length)
         payload = self._recv_exact(length) if length else b""
         return frame_type, flags, stream_id, payload
+
+
+def check_listening(path, timeout=2.0):
+    """Connect to the unix socket ``path`` and hang up; raise like :func:`grpc_unary` when that fails."""
+    conn = _Connection(path, timeout)
+    conn.connect()
+    conn.close()
 
 
 def grpc_unary(path, method, request=b"", timeout=2.0, authority="localhost"):

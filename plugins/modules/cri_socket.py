@@ -26,7 +26,7 @@ description:
     the message lists each endpoint with its runtime and names the inventory variable C(kubeforge_cri_socket)
     that feeds O(preferred).
 author:
-  - kubeforge.cluster contributors
+  - kubeforge.cluster contributors (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
 attributes:
@@ -62,7 +62,8 @@ options:
     description:
       - The endpoint to use when several are CRI-capable, usually the inventory variable C(kubeforge_cri_socket).
       - Either an endpoint (C(unix:///path) or an absolute path; it is checked even when not among the candidates)
-        or a runtime name, V(containerd), V(crio) or V(cri-dockerd), which selects the one CRI endpoint of that runtime.
+        or a runtime name, V(containerd), V(crio) or V(cri-dockerd), which selects the one CRI endpoint of that runtime
+        (runtime names need O(probe=true), only a probe tells the runtime).
       - The module fails when the preferred endpoint is not CRI-capable, listing the endpoints that are.
     type: str
   probe:
@@ -78,7 +79,7 @@ options:
     type: float
     default: 2.0
 notes:
-  - Run with C(become=true): runtime sockets are usually owned by root with mode 0660.
+  - Run with C(become=true), runtime sockets are usually owned by root with mode 0660.
   - C(/etc/crictl.yaml) is written from the result by the role C(kubeforge.cluster.crictl).
 seealso:
   - name: kubeadm init --cri-socket

@@ -26,7 +26,7 @@ description:
   - Fails, before changing anything, when a module marked required is missing or cannot be loaded; the message names the
     module, the kernel release, why it is needed (the C(reason) of O(modules)) and the fix. Optional modules only produce a warning.
 author:
-  - kubeforge.cluster contributors
+  - kubeforge.cluster contributors (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
 attributes:

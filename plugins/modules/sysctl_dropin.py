@@ -21,7 +21,7 @@ description:
   - Warns when a file that C(systemd-sysctl) reads after this one sets one of the keys to another value (it would win at
     boot).
 author:
-  - kubeforge.cluster contributors
+  - kubeforge.cluster contributors (@kubeforge)
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
   - kubeforge.cluster.attributes.files
@@ -42,7 +42,7 @@ options:
     default: /etc/sysctl.d/99-kubeforge.conf
   settings:
     description:
-      - Keys and values, for example C({"net.ipv4.ip_forward": 1}). Keys in dotted or slash form.
+      - 'Keys and values, for example C({"net.ipv4.ip_forward": 1}). Keys in dotted or slash form.'
       - Booleans become C(1)/C(0); a list becomes space-separated words.
       - Required when O(state=present).
     type: dict

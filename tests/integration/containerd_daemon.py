@@ -18,6 +18,8 @@ containerd without touching /var/lib/containerd, /run/containerd or /opt/contain
         cri = containerd.start("cri", suite="bookworm")              # CRI plugin on
         bare = containerd.start("nocri", suite="bookworm", cri=False)  # disabled_plugins = cri
         cri.endpoint  # "unix:///.../cri/containerd.sock"
+        cri.ctr("version")  # this version's ctr against this daemon
+        cri.config_dump()  # the effective configuration
 
 Binaries come from ``debfetch.fetch("containerd", suite)``; when they cannot be had
 (no Debian registry reachable), ``start`` calls ``pytest.skip``. Every daemon runs in its
@@ -160,6 +162,22 @@ class ContainerdDaemon:
             raise DaemonError("containerd (%s) did not start: %s\n%s" % (self.config_path, exc, self.log_tail())) from None
         return self
 
+    def config_dump(self) -> str:
+        """``containerd config dump`` of this daemon's file: the effective, merged configuration."""
+        proc = subprocess.run([str(self.bin_dir / "containerd"), "--config", str(self.config_path), "config", "dump"],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise DaemonError("containerd config dump of %s failed: %s" % (self.config_path, proc.stderr.strip()))
+        return proc.stdout
+
+    def ctr(self, *args: str, namespace: str = "k8s.io", check: bool = True) -> subprocess.CompletedProcess:
+        """Run this version's ``ctr`` against this daemon's socket."""
+        argv = [str(self.bin_dir / "ctr"), "--address", self.socket, "--namespace", namespace, *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=dict(os.environ, LC_ALL="C"))
+        if check and proc.returncode != 0:
+            raise DaemonError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
+        return proc
+
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
@@ -212,7 +230,7 @@ class PlainUnixServer:
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                conn = self._sock.accept()[0]
             except socket.timeout:
                 continue
             except OSError:

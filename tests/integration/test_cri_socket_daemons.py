@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _cri_socket as cs
 from containerd_daemon import ContainerdPool
@@ -102,6 +103,11 @@ def test_every_containerd_generation_is_told_apart(pool, suite):
     assert on["cri"] is True and on["runtime"] == "containerd" and on["runtime_version"].startswith(VERSIONS[suite])
     assert off["cri"] is False and off["runtime"] == "containerd" and off["runtime_version"].startswith(VERSIONS[suite])
     assert off["reason"].startswith("containerd %s answers its own API but not the CRI" % off["runtime_version"])
+    # the helper's daemons are isolated: their own socket, and the version the probe saw is what ctr sees
+    dumped = tomllib.loads(without.config_dump())
+    assert dumped["grpc"]["address"] == without.socket
+    assert "io.containerd.grpc.v1.cri" in dumped["disabled_plugins"]
+    assert "Version:  %s" % off["runtime_version"] in without.ctr("version").stdout
 
 
 def test_ambiguity_lists_each_runtime_and_the_variable(node):

@@ -386,3 +386,14 @@ def test_ssh_parses_lab_before_the_machine_and_the_remote_command():
 def test_summary_of_missing_inventory(capsys, tmp_path):
     assert lab.main(["summary", "--inventory", str(tmp_path / "nope.yml")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_assign_indexes_keeps_running_machines_and_fills_gaps():
+    assert lab.assign_indexes({}, ["node1", "node2", "node3"]) == {"node1": 1, "node2": 2, "node3": 3}
+    # node2 removed, node4 added: node3 keeps 3 (its address), node4 takes the free 2
+    assert lab.assign_indexes({"node1": 1, "node2": 2, "node3": 3}, ["node1", "node3", "node4"]) == {
+        "node1": 1, "node3": 3, "node4": 2}
+    # reordering names never renumbers an existing machine
+    assert lab.assign_indexes({"a": 1, "b": 2}, ["b", "a", "c"]) == {"a": 1, "b": 2, "c": 3}
+    # a machine recorded without an index (crash before it was saved) gets a fresh one
+    assert lab.assign_indexes({"a": 1, "b": None}, ["a", "b"]) == {"a": 1, "b": 2}

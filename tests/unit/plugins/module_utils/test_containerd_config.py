@@ -208,7 +208,7 @@ def test_unknown_version_is_an_error():
 def test_every_option_lands_at_the_versions_key(version):
     text = "" if version == 1 else "version = %d\n" % version
     doc = tomlkit.parse(text)
-    changes, _warnings = cc.apply_options(doc, dict(ALL_OPTIONS), version)
+    changes, _warnings, _data = cc.apply_options(doc, dict(ALL_OPTIONS), version)
     got = data(tomlkit.dumps(doc))
     if version == 1:
         images = runtime = got["plugins"]["cri"]
@@ -324,14 +324,14 @@ def test_merge_refuses_a_table_over_a_scalar():
 ])
 def test_enable_cri_removes_every_cri_id(before, after):
     doc = tomlkit.parse("version = 3\n" + before + "\n")
-    changes, _ = cc.apply_options(doc, {"enable_cri": True}, 3)
+    changes, _, _data = cc.apply_options(doc, {"enable_cri": True}, 3)
     assert data(tomlkit.dumps(doc))["disabled_plugins"] == after
     assert "disabled_plugins" in changes
 
 
 def test_enable_cri_false_keeps_the_list():
     doc = tomlkit.parse('version = 2\ndisabled_plugins = ["cri"]\n')
-    changes, _ = cc.apply_options(doc, {"enable_cri": False}, 2)
+    changes, _, _data = cc.apply_options(doc, {"enable_cri": False}, 2)
     assert data(tomlkit.dumps(doc))["disabled_plugins"] == ["cri"]
     assert changes == []
 

@@ -42,7 +42,7 @@ def test_rfc_c4_requests_decode_with_shared_dynamic_table():
     for block, headers, table_size in RFC_C4:
         assert decoder.decode(bytes.fromhex(block)) == headers
         assert decoder.size == table_size
-    assert [name for name, _ in decoder.dynamic] == [b"custom-key", b"cache-control", b":authority"]
+    assert [name for name, dummy in decoder.dynamic] == [b"custom-key", b"cache-control", b":authority"]
 
 
 @pytest.mark.parametrize("text, coded", [

@@ -68,7 +68,7 @@ class ScriptedPeer:
     def _serve(self):
         while not self.stopping.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except socket.timeout:
                 continue
             except OSError:
@@ -347,7 +347,7 @@ def test_two_spellings_of_one_socket_count_once(peer, tmp_path):
 
 
 def test_known_candidates_are_kubeadms_in_both_spellings():
-    paths = {p for _, p in cs.build_candidates(cs.KNOWN_CRI_ENDPOINTS)}
+    paths = {p for dummy, p in cs.build_candidates(cs.KNOWN_CRI_ENDPOINTS)}
     for name in ("containerd/containerd.sock", "crio/crio.sock", "cri-dockerd.sock"):
         assert {"/run/" + name, "/var/run/" + name} <= paths
 
@@ -365,7 +365,7 @@ def test_normalize_endpoint(value, expected):
     (["tcp://127.0.0.1:1234"], [], None, "candidates: 'tcp://127.0.0.1:1234' is not a unix socket endpoint"),
     ([], ["unix://run/x.sock"], None, "extra_candidates: 'unix://run/x.sock': the socket path must be absolute"),
     (["/run/x.sock"], [], "docker", ("preferred \\(inventory variable kubeforge_cri_socket\\) must be a unix:// endpoint URL, "
-                                    "an absolute socket path or one of containerd, crio, cri-dockerd; got 'docker'")),
+                                     "an absolute socket path or one of containerd, crio, cri-dockerd; got 'docker'")),
     ([], [], None, "candidates and extra_candidates are both empty"),
 ])
 def test_bad_options(candidates, extra, preferred, match):
@@ -375,8 +375,8 @@ def test_bad_options(candidates, extra, preferred, match):
 
 def test_build_candidates_adds_extra_and_preferred_once():
     pairs = cs.build_candidates(["/a.sock", "unix:///a.sock"], ["/b.sock"], "/c.sock")
-    assert [u for u, _ in pairs] == ["unix:///a.sock", "unix:///b.sock", "unix:///c.sock"]
-    assert [u for u, _ in cs.build_candidates(["/a.sock"], [], "containerd")] == ["unix:///a.sock"]
+    assert [u for u, dummy in pairs] == ["unix:///a.sock", "unix:///b.sock", "unix:///c.sock"]
+    assert [u for u, dummy in cs.build_candidates(["/a.sock"], [], "containerd")] == ["unix:///a.sock"]
 
 
 def _entry(endpoint, cri, runtime=None, version=None, listening=None, alias_of=None, reason="r"):
@@ -478,3 +478,41 @@ def test_select_without_probe_counts_listening_sockets():
     assert cs.select([listening, MISSING], probe=False) == listening["endpoint"]
     with pytest.raises(cs.CriSocketError, match="^Found multiple listening sockets \\(probe=false\\) on this node"):
         cs.select([listening, other], probe=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_socket_the_user_may_not_open_is_undecided():
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    workdir = tempfile.TemporaryDirectory(prefix="kf-cri-perm-", dir="/tmp")  # pytest's tmp_path is 0700 below /tmp
+    os.chmod(workdir.name, 0o755)
+    path = Path(workdir.name) / "private.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    path.chmod(0o600)
+    collections = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(cs.__file__))))
+    code = ("import json, sys; sys.path.insert(0, %r); "
+            "from ansible_collections.kubeforge.cluster.plugins.module_utils import _cri_socket as cs; "
+            "print(json.dumps([cs.probe_endpoint('unix://' + p, p, probe=b) for p, b in ((%r, True), (%r, False))]))"
+            % (os.path.dirname(os.path.dirname(collections)), str(path), str(path)))
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable  # a venv below /root is not for nobody
+    try:
+        proc = subprocess.run([python, "-c", code], user=65534, group=65534, capture_output=True, text=True, check=False)
+    except PermissionError as exc:
+        pytest.skip("user nobody cannot run %s: %s" % (python, exc))
+    finally:
+        server.close()
+        workdir.cleanup()
+    if proc.returncode != 0 and ("ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr):
+        pytest.skip("the checkout is not readable by user nobody: %s" % proc.stderr.strip()[-200:])
+    assert proc.returncode == 0, proc.stderr
+    probed, connected = json.loads(proc.stdout)
+    for entry in (probed, connected):
+        assert (entry["exists"], entry["listening"], entry["cri"]) == (True, False, None)
+        assert entry["reason"].startswith("permission denied connecting to the socket (run as root / become: true)")
+    assert probed["reason"].endswith("; CRI capability undecided")

@@ -232,10 +232,14 @@ class Recorder:
         os.unlink(path)
 
 
-def run_ensure(host, modules, check_mode=False, persist=True, fail=()):
+def run_ensure_with(host, modules, check_mode=False, persist=True, fail=()):
     recorder = Recorder(host, fail)
     result = km.ensure(host.kernel(), km.parse_requests(modules), persist, "kubeforge.conf", check_mode, recorder.load, recorder.write, recorder.remove)
     return result, recorder
+
+
+def run_ensure(host, modules, **kwargs):
+    return run_ensure_with(host, modules, **kwargs)[0]
 
 
 def test_ensure_loads_and_persists_then_is_idempotent(host):
@@ -243,7 +247,7 @@ def test_ensure_loads_and_persists_then_is_idempotent(host):
     host.builtin("nf_conntrack")
     host.installable("br_netfilter")
     modules = ["overlay", "br_netfilter", "nf_conntrack", {"name": "ip_vs", "required": False}]
-    result, recorder = run_ensure(host, modules)
+    result, recorder = run_ensure_with(host, modules)
     assert result.failures == []
     assert recorder.loads == [("br_netfilter", "")]
     assert result.changed is True
@@ -261,7 +265,7 @@ def test_ensure_loads_and_persists_then_is_idempotent(host):
     assert not (host.root / "etc" / "modprobe.d" / "kubeforge.conf").exists()
     assert result.diff[0]["before"] == "" and "br_netfilter\n" in result.diff[0]["after"]
 
-    again, recorder = run_ensure(host, modules)
+    again, recorder = run_ensure_with(host, modules)
     assert again.changed is False
     assert recorder.loads == []
     assert again.diff == []
@@ -273,7 +277,7 @@ def test_persist_compares_data_not_text(host):
     load_file = host.root / "etc" / "modules-load.d" / "kubeforge.conf"
     load_file.parent.mkdir(parents=True)
     load_file.write_text("; edited by hand\n\n  overlay  \n")
-    result, _ = run_ensure(host, ["overlay"])
+    result = run_ensure(host, ["overlay"])
     assert result.changed is False
     assert load_file.read_text() == "; edited by hand\n\n  overlay  \n"
 
@@ -284,7 +288,7 @@ def test_persist_removes_stale_entries_and_writes_options(host):
     load_file = host.root / "etc" / "modules-load.d" / "kubeforge.conf"
     load_file.parent.mkdir(parents=True)
     load_file.write_text("overlay\nip_vs\n")
-    result, recorder = run_ensure(host, ["overlay", {"name": "nf_conntrack", "params": "hashsize=1024"}])
+    result, recorder = run_ensure_with(host, ["overlay", {"name": "nf_conntrack", "params": "hashsize=1024"}])
     assert recorder.loads == [("nf_conntrack", "hashsize=1024")]
     assert km.parse_load_file(load_file.read_text()) == ["overlay", "nf_conntrack"]
     options = host.root / "etc" / "modprobe.d" / "kubeforge.conf"
@@ -296,7 +300,7 @@ def test_nothing_to_persist_removes_own_file(monolithic):
     load_file = monolithic.root / "etc" / "modules-load.d" / "kubeforge.conf"
     load_file.parent.mkdir(parents=True)
     load_file.write_text("br_netfilter\n")
-    result, _ = run_ensure(monolithic, ["overlay", "br_netfilter"])
+    result = run_ensure(monolithic, ["overlay", "br_netfilter"])
     assert result.changed is True
     assert not load_file.exists()
     assert result.persisted == []
@@ -304,7 +308,7 @@ def test_nothing_to_persist_removes_own_file(monolithic):
 
 def test_check_mode_changes_nothing(host):
     host.installable("br_netfilter")
-    result, recorder = run_ensure(host, ["br_netfilter"], check_mode=True)
+    result, recorder = run_ensure_with(host, ["br_netfilter"], check_mode=True)
     assert result.changed is True
     assert recorder.loads == []
     assert result.modules[0]["action"] == "would load"
@@ -316,27 +320,28 @@ def test_check_mode_changes_nothing(host):
 
 
 def test_monolithic_kernel_required_builtins_pass_and_ipvs_fails(monolithic):
-    result, recorder = run_ensure(monolithic, ["overlay", "br_netfilter", {"name": "ip_vs", "reason": "kube-proxy ipvs mode"}])
+    result, recorder = run_ensure_with(monolithic, ["overlay", "br_netfilter", {"name": "ip_vs", "reason": "kube-proxy ipvs mode"}])
     assert recorder.loads == []
     assert [m["status"] for m in result.modules] == ["builtin", "builtin", "missing"]
-    assert result.failures == [
-        ("kernel module ip_vs (needed for kube-proxy ipvs mode) is missing on kernel 6.18.44-fc: not built into kernel 6.18.44-fc, "
+    expected = (
+        "kernel module ip_vs (needed for kube-proxy ipvs mode) is missing on kernel 6.18.44-fc: not built into kernel 6.18.44-fc, "
         "which has no module support (/proc/modules absent). Fix: boot a kernel that has ip_vs built in (CONFIG_IP_VS=y), "
-        "or one with module support that ships it")
-    ]
+        "or one with module support that ships it"
+    )
+    assert result.failures == [expected]
     assert result.changed is False
     assert not (monolithic.root / "etc").exists()
 
 
 def test_optional_missing_only_warns(monolithic):
-    result, _ = run_ensure(monolithic, ["overlay", {"name": "ip_vs", "required": False}])
+    result = run_ensure(monolithic, ["overlay", {"name": "ip_vs", "required": False}])
     assert result.failures == []
     assert result.warnings and "ip_vs" in result.warnings[0]
     assert result.changed is False
 
 
 def test_required_missing_on_module_kernel_names_fix(host):
-    result, _ = run_ensure(host, [{"name": "ip_vs", "reason": "kube-proxy ipvs mode"}])
+    result = run_ensure(host, [{"name": "ip_vs", "reason": "kube-proxy ipvs mode"}])
     (message,) = result.failures
     assert message.startswith("kernel module ip_vs (needed for kube-proxy ipvs mode) is missing on kernel %s" % RELEASE)
     assert "install the modules package for kernel %s" % RELEASE in message
@@ -344,7 +349,7 @@ def test_required_missing_on_module_kernel_names_fix(host):
 
 def test_failed_load_of_required_module_fails_without_writing(host):
     host.installable("ip_vs")
-    result, recorder = run_ensure(host, [{"name": "ip_vs", "reason": "ipvs"}], fail=("ip_vs",))
+    result, recorder = run_ensure_with(host, [{"name": "ip_vs", "reason": "ipvs"}], fail=("ip_vs",))
     assert recorder.loads == [("ip_vs", "")]
     assert result.failures == [
         "required kernel module ip_vs (needed for ipvs) could not be loaded: modprobe ip_vs failed on kernel %s: "
@@ -356,7 +361,7 @@ def test_failed_load_of_required_module_fails_without_writing(host):
 def test_failed_load_of_optional_module_warns_and_is_not_persisted(host):
     host.load("overlay")
     host.installable("ip_vs")
-    result, _ = run_ensure(host, ["overlay", {"name": "ip_vs", "required": False}], fail=("ip_vs",))
+    result = run_ensure(host, ["overlay", {"name": "ip_vs", "required": False}], fail=("ip_vs",))
     assert result.failures == []
     assert result.modules[1]["action"] == "load failed"
     assert result.persisted == ["overlay"]
@@ -365,7 +370,7 @@ def test_failed_load_of_optional_module_warns_and_is_not_persisted(host):
 
 def test_persist_false_touches_no_file(host):
     host.installable("br_netfilter")
-    result, recorder = run_ensure(host, ["br_netfilter"], persist=False)
+    result, recorder = run_ensure_with(host, ["br_netfilter"], persist=False)
     assert recorder.loads == [("br_netfilter", "")]
     assert result.files == {}
     assert not (host.root / "etc").exists()
