@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """In-process merge time of kubeforge.cluster.containerd_config for a ~300-line config.toml.
@@ -82,7 +81,7 @@ def measure(label, text, params, runs):
     node = InMemoryNode(text)
     cc.run(params, node, check_mode=True)  # warm-up (imports, caches)
     wall, cpu = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         start, start_cpu = time.perf_counter(), time.process_time()
         result = cc.run(params, node, check_mode=True)
         wall.append((time.perf_counter() - start) * 1000.0)
@@ -92,13 +91,15 @@ def measure(label, text, params, runs):
           % (label, len(text.splitlines()), statistics.median(wall), statistics.median(cpu), sorted(wall)[int(runs * 0.95) - 1]))
     node.text = result["diff"]["after"]
     wall = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         again = cc.run(params, node, check_mode=True)
         wall.append((time.perf_counter() - start) * 1000.0)
     assert not again["changed"]
-    print("%-16s %d lines: unchanged median %6.2f ms, p95 %6.2f ms" % (label, len(text.splitlines()), statistics.median(wall), sorted(wall)[int(runs * 0.95) - 1]))
+    print("%-16s %d lines: unchanged median %6.2f ms, p95 %6.2f ms"
+          % (label, len(text.splitlines()), statistics.median(wall), sorted(wall)[int(runs * 0.95) - 1]))
     return result
+
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,6 @@ import shlex
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import (
     ContainerdConfigError,
     NodeOps,
@@ -53,7 +52,7 @@ class RemoteOps(NodeOps):
         try:
             return True, data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc))
+            raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc)) from None
 
     def run(self, argv):
         cmd = "%s %s" % (C_ENV, shlex.join(argv))
@@ -99,7 +98,7 @@ def _plain(value):
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, dict):
-        return dict((_plain(k), _plain(v)) for k, v in value.items())
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, str):
@@ -119,12 +118,12 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
 
         spec = argument_spec()
         spec["path"] = dict(spec["path"], type="str")  # expanded on the node, not on the controller
-        dummy, params = self.validate_argument_spec(argument_spec=spec)
+        _validation, params = self.validate_argument_spec(argument_spec=spec)
         params = _plain(params)
         params["path"] = self._remote_expand_user(params["path"])
 
@@ -136,7 +135,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=exc.msg, changed=False)
             return result
         except ImportError as exc:  # pragma: no cover - tomlkit vanished between import and use
-            raise AnsibleActionFail("tomlkit is required on the controller: %s" % exc)
+            raise AnsibleActionFail("tomlkit is required on the controller: %s" % exc) from exc
         finally:
             ops.cleanup()
         warnings = outcome.pop("warnings", [])

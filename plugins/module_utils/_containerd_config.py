@@ -25,12 +25,13 @@ import re
 try:
     import tomlkit
     from tomlkit.exceptions import ParseError as _TomlParseError
-    from tomlkit.items import String as _TomlString, StringType as _TomlStringType, Table as _TomlTable
+    from tomlkit.items import String as _TomlString
+    from tomlkit.items import StringType as _TomlStringType
     HAS_TOMLKIT = True
     TOMLKIT_IMPORT_ERROR = None
 except ImportError as _exc:  # bare node: the module reports this clearly, nothing fails at import time
     tomlkit = None
-    _TomlParseError = _TomlString = _TomlStringType = _TomlTable = None
+    _TomlParseError = _TomlString = _TomlStringType = None
     HAS_TOMLKIT = False
     TOMLKIT_IMPORT_ERROR = _exc
 
@@ -96,7 +97,7 @@ class ContainerdConfigError(Exception):
     """A failure the user can act on; ``extra`` goes into the task result."""
 
     def __init__(self, msg, **extra):
-        super(ContainerdConfigError, self).__init__(msg)
+        super().__init__(msg)
         self.msg = msg
         self.extra = extra
 
@@ -129,7 +130,7 @@ def require_tomlkit():
 # --------------------------------------------------------------------------- schema
 
 
-class Schema(object):
+class Schema:
     """Key paths of the logical options for one config version."""
 
     def __init__(self, version, images, runtime, sandbox_key):
@@ -199,7 +200,7 @@ def parse(text, source="config.toml"):
     except _TomlParseError as exc:
         raise ContainerdConfigError(
             "%s is not valid TOML (line %s, column %s): %s. Fix the file by hand; nothing was changed"
-            % (source, exc.line, exc.col, exc), line=exc.line, column=exc.col)
+            % (source, exc.line, exc.col, exc), line=exc.line, column=exc.col) from None
 
 
 def plain(value):
@@ -247,14 +248,15 @@ def _toml_value(old, value):
     return value
 
 
-class Editor(object):
+class Editor:
     """Edits a tomlkit document while keeping a plain-data mirror of it.
 
     Reads go to the mirror (tomlkit rebuilds a proxy for every access to a table that is split over
     several places in the file); each table of the document is resolved once and cached for writes.
-    ``doc`` is a tomlkit document, None for a dry run on ``data`` only, or a pair
-    (head, span) of partial documents (see ``partial_apply``). ``changes`` lists the dotted paths
-    written; ``touched`` the tables written into or given a new sub-table.
+    ``doc`` is a tomlkit document, or None for a dry run on ``data`` only; with ``route`` it is the
+    head of the file and ``route(path)`` gives the section document a table is edited in (see
+    ``partial_apply``). ``changes`` lists the dotted paths written; ``touched`` the tables written
+    into or given a new sub-table.
     """
 
     def __init__(self, doc, data=None, route=None):
@@ -467,39 +469,49 @@ def _apply(ed, params, version):
     return warnings
 
 
-_TABLE_HEADER = re.compile(r"^[ \t]*\[", re.M)
+_TABLE_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\\\n]*"|'[^'\n]*')"""
+_SIMPLE_HEADER = re.compile(r"^[ \t]*(\[\[?)[ \t]*(%s(?:[ \t]*\.[ \t]*%s)*)[ \t]*\]\]?[ \t]*(?:#.*)?$" % (_KEY_PART, _KEY_PART))
+_KEY_PARTS = re.compile(_KEY_PART)
+
+
+def _header_path(line):
+    """(path, is array of tables) of a table header line; tomllib for anything unusual."""
+    match = _SIMPLE_HEADER.match(line)
+    if match:
+        parts = tuple(p[1:-1] if p[0] in "\"'" else p for p in _KEY_PARTS.findall(match.group(2)))
+        return parts, match.group(1) == "[["
+    header = _tomllib.loads(line)
+    path = []
+    while isinstance(header, dict) and len(header) == 1:
+        key = next(iter(header))
+        path.append(key)
+        header = header[key]
+    return tuple(path), isinstance(header, list)
 
 
 def _split_sections(text):
-    """Split TOML text at its table headers: (head text, [(header path, has keys, text), ...]).
+    """Split TOML text at its table headers: (head text, [(header path, text), ...]).
 
-    None when the file does not split cleanly (arrays of tables, a header-like line inside a
-    multi-line value, ...): every section must be valid TOML on its own.
+    The path is None for an [[array of tables]] element (kept as text, never edited). None when
+    the text has no table header or a header-like line does not read as one (for example inside
+    a multi-line value); the caller's read-back check catches anything subtler.
     """
     if _tomllib is None:
         return None
     starts = [m.start() for m in _TABLE_HEADER.finditer(text)]
     if not starts:
         return None
-    head = text[:starts[0]]
     sections = []
     bounds = starts + [len(text)]
     try:
-        _tomllib.loads(head)
         for begin, end in zip(bounds[:-1], bounds[1:]):
             chunk = text[begin:end]
-            header = _tomllib.loads(chunk.split("\n", 1)[0])
-            body = _tomllib.loads(chunk)
-            path = []
-            while isinstance(header, dict) and len(header) == 1:
-                key = next(iter(header))
-                path.append(key)
-                header, body = header[key], body[key]
-            # an [[array of tables]] element is kept as text, never edited
-            sections.append((None if isinstance(header, list) else tuple(path), bool(body), chunk))
+            path, aot = _header_path(chunk.split("\n", 1)[0])
+            sections.append((None if aot else path, chunk))
     except (_tomllib.TOMLDecodeError, KeyError, TypeError):
         return None
-    return head, sections
+    return text[:starts[0]], sections
 
 
 def partial_apply(original, params, version, data, touched):
@@ -516,10 +528,10 @@ def partial_apply(original, params, version, data, touched):
     if split is None:
         return None
     head_text, sections = split
-    wanted = [i for i, (path, _keys, _text) in enumerate(sections) if path is not None and path in touched]
+    wanted = [i for i, (path, _text) in enumerate(sections) if path is not None and path in touched]
     try:
         head_doc = tomlkit.parse(head_text)
-        docs = dict((i, tomlkit.parse(sections[i][2])) for i in wanted)
+        docs = {i: tomlkit.parse(sections[i][1]) for i in wanted}
         extra = tomlkit.document()
 
         def route(path):
@@ -538,7 +550,7 @@ def partial_apply(original, params, version, data, touched):
         ed = Editor(head_doc, copy.deepcopy(data), route=route)
         warnings = _apply(ed, params, version)
         out = [tomlkit.dumps(head_doc)]
-        for i, (_path, _keys, text) in enumerate(sections):
+        for i, (_path, text) in enumerate(sections):
             if i in docs:
                 rendered = tomlkit.dumps(docs[i])
                 if text.endswith("\n\n") and not rendered.endswith("\n\n"):
@@ -658,7 +670,7 @@ def effective_values(data, schema):
         "registry_config_path": get_path(data, schema.config_path),
         "default_runtime": default_name,
         "systemd_cgroup": get_path(default_rt, ("options", "SystemdCgroup")),
-        "runtimes": dict((name, (rt or {}).get("runtime_type")) for name, rt in runtimes.items() if isinstance(rt, dict)),
+        "runtimes": {name: (rt or {}).get("runtime_type") for name, rt in runtimes.items() if isinstance(rt, dict)},
     }
 
 
@@ -719,8 +731,9 @@ def migrate_v1_to_v2(doc):
                     "cannot migrate the version 1 file: it has both plugins.%s and plugins.\"%s\"; merge them by hand" % (name, full))
             try:
                 body._replace(name, full, body[name])
-            except Exception as exc:  # pragma: no cover - tomlkit layouts it cannot rename in place
-                raise ContainerdConfigError("cannot rename plugins.%s to plugins.\"%s\" in place (%s); migrate the file by hand" % (name, full, exc))
+            except Exception as exc:  # noqa: BLE001 - tomlkit layouts it cannot rename in place
+                raise ContainerdConfigError(
+                    "cannot rename plugins.%s to plugins.\"%s\" in place (%s); migrate the file by hand" % (name, full, exc)) from None
     for key in ("disabled_plugins", "required_plugins"):
         if key in doc:
             values = plain(doc[key])
@@ -734,7 +747,7 @@ def migrate_v1_to_v2(doc):
 # --------------------------------------------------------------------------- orchestration
 
 
-class NodeOps(object):
+class NodeOps:
     """What ``run`` needs from the node. Implemented by the action plugin and by the module."""
 
     def read(self, path):  # -> (exists, text)

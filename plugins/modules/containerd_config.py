@@ -30,7 +30,7 @@ description:
     (for example when the module is run directly on a host) the same code runs on the node and needs C(tomlkit) there.
   - The file is written atomically in its own directory, keeping owner and mode; on any failure it is left untouched.
     C(changed) compares the data, not the text, so a file that already holds the values is not rewritten.
-  - The diff shows the whole file. If it holds registry credentials use C(no_log) or C(diff: false) on the task.
+  - The diff shows the whole file. If it holds registry credentials, set C(no_log) or turn diff mode off for the task.
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
 attributes:
@@ -133,7 +133,7 @@ seealso:
     description: The hosts.toml format used with registry_config_path.
     link: https://github.com/containerd/containerd/blob/main/docs/hosts.md
 author:
-  - kubeforge.cluster contributors
+  - kubeforge.cluster contributors (@kubeforge)
 """
 
 EXAMPLES = r"""
@@ -278,7 +278,6 @@ import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import (
     HAS_TOMLKIT,
     TOMLKIT_IMPORT_ERROR,
@@ -308,7 +307,7 @@ class LocalOps(NodeOps):
         try:
             return True, data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc))
+            raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc)) from None
 
     def run(self, argv):
         binary = argv[0]

@@ -13,11 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import debfetch
 import pytest
+import tomllib
 
 pytestmark = pytest.mark.real_binary
 

@@ -14,12 +14,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from pathlib import Path
 
 import debfetch
 import pytest
-
+import tomllib
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
 
 pytestmark = pytest.mark.real_binary
@@ -189,7 +188,7 @@ def test_matrix(tmp_path, containerd, name):
     assert os.stat(path).st_mtime_ns == mtime
 
 
-SEED_REQUEST = dict((k, v) for k, v in REQUEST.items() if k != "registry_config_path")
+SEED_REQUEST = {k: v for k, v in REQUEST.items() if k != "registry_config_path"}
 
 
 def test_v1_file_without_migrate(tmp_path, containerd):

@@ -89,3 +89,31 @@ def test_images_imported(host):
     assert "registry.lab.invalid/kubeforge/test:1.0" in names
     assert "registry.lab.invalid/kubeforge/pause:3.10" in names
     assert not host.file("/var/cache/kubeforge/containerd/images/test.tar").exists
+
+
+def test_kernel_modules_present(host):
+    # ask the module node_prep uses, in check mode: nothing may be left to load and nothing may be missing
+    result = host.ansible("kubeforge.cluster.kernel_modules", "modules=overlay,br_netfilter", check=True, become=True)
+    assert result.get("failed") is not True, result
+    for module in result["modules"]:
+        assert module["present"] is True, module
+        assert module["status"] in ("loaded", "builtin"), module
+        assert module["action"] == "none", module
+
+
+def test_sysctls_as_node_prep_wrote_them(host):
+    dropin = host.file("/etc/sysctl.d/99-kubeforge.conf")
+    assert dropin.exists
+    wanted = {}
+    for line in dropin.content_string.splitlines():
+        if line.strip() and not line.lstrip().startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            wanted[key.strip()] = value.strip()
+    for key in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"):
+        assert wanted.get(key) == "1", key
+    for key, value in wanted.items():
+        actual = _run(host, "sysctl -n %s" % key).strip()
+        if key.startswith("fs.inotify."):  # raise-only settings: a higher running value is fine
+            assert int(actual) >= int(value), key
+        else:
+            assert actual == value, key

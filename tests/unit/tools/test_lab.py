@@ -353,7 +353,7 @@ def test_up_argument_errors_are_reported_not_raised(capsys, monkeypatch):
     assert lab.main(["up", "--machines", "0"]) == 1
     err = capsys.readouterr().err
     assert "--machines must be between 1 and 200" in err
-    assert "python3 tools/lab.py down --lab kubeforge" in err
+    assert "down --lab" not in err  # nothing was created, nothing to clean up
     assert lab.main(["up", "--lab", "bad name"]) == 1
     assert "invalid lab name 'bad name'" in capsys.readouterr().err
 
@@ -397,3 +397,78 @@ def test_assign_indexes_keeps_running_machines_and_fills_gaps():
     assert lab.assign_indexes({"a": 1, "b": 2}, ["b", "a", "c"]) == {"a": 1, "b": 2, "c": 3}
     # a machine recorded without an index (crash before it was saved) gets a fresh one
     assert lab.assign_indexes({"a": 1, "b": None}, ["a", "b"]) == {"a": 1, "b": 2}
+
+
+# --- stopping and removing --------------------------------------------------------------------
+
+def test_safe_rmtree_refuses_while_something_stays_mounted(monkeypatch, tmp_path):
+    victim = tmp_path / "base.tmp"
+    (victim / "proc").mkdir(parents=True)
+    (victim / "proc" / "keep").write_text("host data", encoding="utf-8")
+    umounts = []
+    monkeypatch.setattr(lab, "mounts_under", lambda prefix: [str(victim / "proc")])
+    monkeypatch.setattr(lab, "run", lambda argv, check=True: umounts.append(argv))
+    with pytest.raises(lab.LabError, match="still mounted below it: .*/proc"):
+        lab.safe_rmtree(victim)
+    assert umounts == [["umount", "-l", str(victim / "proc")]]
+    assert (victim / "proc" / "keep").read_text(encoding="utf-8") == "host data"
+
+
+def test_safe_rmtree_removes_after_unmounting(monkeypatch, tmp_path):
+    victim = tmp_path / "machines"
+    (victim / "node1" / "upper").mkdir(parents=True)
+    mounted = [str(victim / "node1" / "root"), str(victim / "node1" / "root" / "proc")]
+    monkeypatch.setattr(lab, "mounts_under", lambda prefix: list(mounted))
+
+    def fake_run(argv, check=True):
+        mounted.remove(argv[-1])
+
+    monkeypatch.setattr(lab, "run", fake_run)
+    lab.safe_rmtree(victim)
+    assert not victim.exists()
+
+
+def test_stop_escalates_to_sigkill_for_a_process_ignoring_sigterm(monkeypatch, capsys):
+    monkeypatch.setattr(lab, "POWEROFF_GRACE", 0.5)
+    monkeypatch.setattr(lab, "TERM_GRACE", 0.5)
+    proc = subprocess.Popen([
+        "python3", "-c",
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        errors = lab.stop_machines("unit", [("stop", "pid %d" % proc.pid, None, proc.pid, lab.pid_start_time(proc.pid))], None)
+        assert errors == []
+        assert proc.wait(timeout=5) == -9
+        out = capsys.readouterr().out
+        assert "sending SIGTERM" in out and "sending SIGKILL" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_is_lab_inventory_by_digest_or_header(tmp_path):
+    state = make_state()
+    text = lab.render_inventory(state)
+    path = tmp_path / "hosts.yml"
+    path.write_text(text, encoding="utf-8")
+    digest = lab.hashlib.sha256(text.encode()).hexdigest()
+    assert lab.is_lab_inventory(path, "unit", digest)
+    assert lab.is_lab_inventory(path, "unit")  # state lost: the header names the lab
+    assert not lab.is_lab_inventory(path, "unit2")  # another lab's name is not a prefix match
+    path.write_text(text + "# my own note\n", encoding="utf-8")
+    assert not lab.is_lab_inventory(path, "unit", digest)  # edited by the user: kept
+    path.write_text("all:\n  hosts: {}\n", encoding="utf-8")
+    assert not lab.is_lab_inventory(path, "unit")
+    assert not lab.is_lab_inventory(tmp_path / "missing.yml", "unit")
+
+
+def test_up_names_the_missing_debian_packages(capsys, monkeypatch):
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda name: None if name in ("systemd-nspawn", "debootstrap") else "/usr/bin/" + name)
+    assert lab.main(["up"]) == 1
+    err = capsys.readouterr().err
+    assert "the lab needs debootstrap, systemd-container on this host: run `make deps` or " \
+           "`apt-get install debootstrap systemd-container`" in err
+    assert "python3 tools/lab.py down --lab kubeforge" in err

@@ -12,13 +12,12 @@ import hashlib
 import posixpath
 import shlex
 import shutil
-import tomllib
 from pathlib import Path
 from unittest.mock import MagicMock
 
 import pytest
+import tomllib
 from ansible.errors import AnsibleActionFail
-
 from ansible_collections.kubeforge.cluster.plugins.action.containerd_config import ActionModule
 
 FIXTURES = Path(__file__).resolve().parents[3] / "integration" / "fixtures" / "containerd"

@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
 import tomlkit
-
+import tomllib
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
 
 FIXTURES = Path(__file__).resolve().parents[3] / "integration" / "fixtures" / "containerd"
@@ -324,14 +323,14 @@ def test_merge_refuses_a_table_over_a_scalar():
 ])
 def test_enable_cri_removes_every_cri_id(before, after):
     doc = tomlkit.parse("version = 3\n" + before + "\n")
-    changes, _, _data = cc.apply_options(doc, {"enable_cri": True}, 3)
+    changes, _warnings, _data = cc.apply_options(doc, {"enable_cri": True}, 3)
     assert data(tomlkit.dumps(doc))["disabled_plugins"] == after
     assert "disabled_plugins" in changes
 
 
 def test_enable_cri_false_keeps_the_list():
     doc = tomlkit.parse('version = 2\ndisabled_plugins = ["cri"]\n')
-    changes, _, _data = cc.apply_options(doc, {"enable_cri": False}, 2)
+    changes, _warnings, _data = cc.apply_options(doc, {"enable_cri": False}, 2)
     assert data(tomlkit.dumps(doc))["disabled_plugins"] == ["cri"]
     assert changes == []
 
@@ -559,3 +558,58 @@ def test_tomlkit_missing_gives_a_clear_error(monkeypatch):
     monkeypatch.setattr(cc, "TOMLKIT_IMPORT_ERROR", ImportError("No module named 'tomlkit'"))
     with pytest.raises(cc.ContainerdConfigError, match="tomlkit is required"):
         cc.run({"path": "/nonexistent"}, FakeNode("/tmp"))
+
+
+# ----------------------------------------------------------------------------- partial parsing (speed) is exact
+
+
+NVIDIA_APPENDED = (FIXTURES / "v2-default-1.7.toml").read_text() + '''
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
+          BinaryName = "/usr/bin/nvidia-container-runtime"
+          SystemdCgroup = false
+'''
+
+
+@pytest.mark.parametrize("text, version", [
+    (NVIDIA_APPENDED, 2),
+    ((FIXTURES / "v3-default-2.1.toml").read_text(), 3),
+    (V2_WITH_NVIDIA, 2),
+])
+def test_partial_edit_gives_the_full_edit_and_keeps_other_sections_verbatim(text, version):
+    params = dict(ALL_OPTIONS, merge={"oom_score": -999})
+    full_doc = tomlkit.parse(text)
+    _changes, _warnings, full_data = cc.apply_options(full_doc, params, version)
+    data = data_before = cc.loads(text)
+    dry = cc.Editor(None, cc.loads(text))
+    cc._apply(dry, params, version)
+    result = cc.partial_apply(text, params, version, data, dry.touched)
+    assert result is not None
+    _changes, _warnings, partial_data, new_text = result
+    assert partial_data == full_data == tomllib.loads(new_text)
+    assert data == data_before  # the caller's data is not modified
+    _head, sections = cc._split_sections(text)
+    for path, chunk in sections:
+        if path not in dry.touched:
+            assert chunk in new_text
+
+
+def test_header_like_line_in_a_value_falls_back_to_the_full_parse(tmp_path):
+    text = 'version = 2\n# matrix\nx = [\n  [1, 2],\n]\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "a"  # keep\n'
+    assert cc._split_sections(text) is None
+    path = write(tmp_path, text)
+    run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), sandbox_image="b")
+    assert path.read_text() == text.replace('sandbox_image = "a"', 'sandbox_image = "b"')
+
+
+def test_unchanged_file_never_needs_the_comment_preserving_parser(tmp_path, monkeypatch):
+    path = write(tmp_path, V2_WITH_NVIDIA)
+    run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), **ALL_OPTIONS)
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("tomlkit.parse called for an unchanged file")
+
+    monkeypatch.setattr(cc.tomlkit, "parse", no_parse)
+    result = run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), **ALL_OPTIONS)
+    assert result["changed"] is False

@@ -8,11 +8,11 @@ import json
 import os
 import stat
 import sys
-import tomllib
+from pathlib import Path
 
 import pytest
+import tomllib
 from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.kubeforge.cluster.plugins.modules import containerd_config
 
 FAKE_CONTAINERD = '''#!%s
@@ -49,9 +49,8 @@ def fake_containerd(tmp_path):
 def run_module(args, capsys, check_mode=False):
     if check_mode:
         args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            containerd_config.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        containerd_config.main()
     return json.loads(capsys.readouterr().out)
 
 
@@ -65,7 +64,7 @@ def test_main_merges_keeps_mode_and_is_idempotent(tmp_path, fake_containerd, cap
     assert tomllib.loads(path.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "example.org/pause:9"
     assert path.read_text().startswith("# keep this comment\n")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    assert open(result["backup_file"]).read() == V2
+    assert Path(result["backup_file"]).read_text() == V2
     mtime = os.stat(path).st_mtime_ns
     again = run_module(args, capsys)
     assert again["changed"] is False and os.stat(path).st_mtime_ns == mtime
