@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 LINK := .build/collections/ansible_collections/kubeforge/cluster
 SANITY_ROOT := .build/sanity/ansible_collections/kubeforge/cluster
 LAB_INVENTORY := inventories/lab/hosts.yml
-APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git
+APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git shellcheck
 
 .PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks lab lab-down lab-status clean
 
@@ -59,7 +59,7 @@ sanity: venv
 	@rm -rf .build/sanity && mkdir -p $(SANITY_ROOT)
 	@git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ $(SANITY_ROOT)/
 	@cd $(SANITY_ROOT) && git init -q && git add -A
-	cd $(SANITY_ROOT) && ansible-test sanity --python 3.11 --color no --requirements --skip-test shellcheck
+	cd $(SANITY_ROOT) && ansible-test sanity --python 3.11 --color no --requirements
 
 units: venv collection-link
 	pytest -q tests/unit

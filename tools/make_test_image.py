@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build a tiny OCI image archive (an OCI image layout in a tar file) with the standard library only.
@@ -124,7 +123,7 @@ def write_atomic(path: str, data: bytes) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--name", default="registry.lab.invalid/kubeforge/test:1.0", help="full image reference with a tag")
     parser.add_argument("--arch", default="amd64", help="image architecture (GOARCH spelling: amd64, arm64, ...)")
     parser.add_argument("--content", default="kubeforge test image\n", help="text of the single file in the layer")

@@ -9,6 +9,11 @@ check mode and ends the run with exit code 3 once the recap is printed. Without 
 
 from __future__ import annotations
 
+import sys
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
 DOCUMENTATION = r"""
 name: check_unchanged
 type: aggregate
@@ -19,11 +24,6 @@ description:
 requirements:
   - enable in callbacks_enabled
 """
-
-import sys
-
-from ansible import context
-from ansible.plugins.callback import CallbackBase
 
 EXIT_CODE = 3
 

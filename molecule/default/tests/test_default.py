@@ -107,7 +107,7 @@ def test_sysctls_as_node_prep_wrote_them(host):
     wanted = {}
     for line in dropin.content_string.splitlines():
         if line.strip() and not line.lstrip().startswith(("#", ";")):
-            key, _, value = line.partition("=")
+            key, dummy, value = line.partition("=")
             wanted[key.strip()] = value.strip()
     for key in ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"):
         assert wanted.get(key) == "1", key

@@ -52,7 +52,7 @@ def test_test_image_is_reproducible_and_consistent(tmp_path):
 def test_oci_archive_names_and_digest(tmp_path):
     archive = tmp_path / "img.tar"
     make_test_image.main(["--name", "registry.lab.invalid/kubeforge/pause:3.10", "--output", str(archive)])
-    rc, out, _ = run(archive)
+    rc, out, dummy = run(archive)
     assert rc == 0
     digest = make_test_image.build_image("registry.lab.invalid/kubeforge/pause:3.10")[1]
     assert out["images"] == [{"name": "registry.lab.invalid/kubeforge/pause:3.10", "digest": digest}]
@@ -61,14 +61,14 @@ def test_oci_archive_names_and_digest(tmp_path):
 def test_oci_full_ref_name_without_containerd_annotation(tmp_path):
     index = {"manifests": [{"digest": "sha256:" + "a" * 64, "annotations": {"org.opencontainers.image.ref.name": "busybox:1.36"}}]}
     write_tar(tmp_path / "a.tar", {"index.json": json.dumps(index).encode(), "oci-layout": b"{}"})
-    rc, out, _ = run(tmp_path / "a.tar")
+    rc, out, dummy = run(tmp_path / "a.tar")
     assert rc == 0 and out["images"] == [{"name": "docker.io/library/busybox:1.36", "digest": "sha256:" + "a" * 64}]
 
 
 def test_docker_save_archive_is_normalised(tmp_path):
     manifest = [{"RepoTags": ["busybox:1.36", "myorg/app:2", "registry.lab.invalid:5000/x/y:1", "localhost/z:3"]}]
     write_tar(tmp_path / "d.tar", {"manifest.json": json.dumps(manifest).encode()})
-    rc, out, _ = run(tmp_path / "d.tar")
+    rc, out, dummy = run(tmp_path / "d.tar")
     assert rc == 0
     assert [i["name"] for i in out["images"]] == [
         "docker.io/library/busybox:1.36", "docker.io/myorg/app:2", "registry.lab.invalid:5000/x/y:1", "localhost/z:3"]
@@ -85,5 +85,5 @@ def test_unnamed_archive_is_refused(tmp_path):
 
 def test_not_an_archive(tmp_path):
     (tmp_path / "x.tar").write_text("not a tar")
-    rc, _, err = run(tmp_path / "x.tar")
+    rc, dummy, err = run(tmp_path / "x.tar")
     assert rc == 1 and "not a readable image archive" in err
