@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import shlex
+import posixpath
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -25,7 +25,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_conf
     run,
 )
 
-C_ENV = "LANG=C LC_ALL=C LANGUAGE=C"
+C_ENV = ["LANG=C", "LC_ALL=C", "LANGUAGE=C"]
 
 
 class RemoteOps(NodeOps):
@@ -55,9 +55,21 @@ class RemoteOps(NodeOps):
             raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc)) from None
 
     def run(self, argv):
-        cmd = "%s %s" % (C_ENV, shlex.join(argv))
-        res = self.action._low_level_execute_command(cmd, sudoable=True)
-        return res.get("rc", 1), res.get("stdout", ""), res.get("stderr", "")
+        # Through the command module, not _low_level_execute_command: over ssh the latter gets a tty,
+        # which mixes containerd's stderr warnings into the TOML it prints on stdout.
+        # Every command run here only reads (version, config default/migrate/dump), so it also runs in
+        # check mode, where the command module would otherwise skip it.
+        task = self.action._task
+        saved_check_mode = task.check_mode
+        task.check_mode = False
+        try:
+            res = self._module("ansible.legacy.command", {"argv": ["env"] + C_ENV + list(argv), "_uses_shell": False})
+        finally:
+            task.check_mode = saved_check_mode
+        rc = res.get("rc")
+        if rc is None:  # the command could not be started at all
+            return 127, "", res.get("msg", "")
+        return rc, res.get("stdout", ""), res.get("stderr", "")
 
     def _tmpdir(self):
         shell = self.action._connection._shell
@@ -83,6 +95,12 @@ class RemoteOps(NodeOps):
         }
         if not existed:
             args["mode"] = "0644"
+            # A fresh node may have no /etc/containerd yet (tarball installs, containerd not installed yet).
+            parent = posixpath.dirname(path) or "."
+            # No mode: an existing directory keeps the one its owner chose.
+            made = self._module("ansible.legacy.file", {"path": parent, "state": "directory"})
+            if made.get("failed"):
+                raise ContainerdConfigError("cannot create the directory %s: %s" % (parent, made.get("msg")), module_result=made)
         copied = self._module("ansible.legacy.copy", args)
         if copied.get("failed"):
             raise ContainerdConfigError("installing %s failed: %s" % (path, copied.get("msg")), module_result=copied)

@@ -54,6 +54,8 @@ class Node:
         self.commands = []
         self.modules = []
         self.removed = []
+        self.command_check_modes = []
+        self.task = None
 
     def make_tmp(self, action):
         self.remote_tmp.mkdir(exist_ok=True)
@@ -65,9 +67,19 @@ class Node:
         return {"exists": p.exists(), "isdir": p.is_dir(), "checksum": "1"}
 
     def execute_module(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        if module_name == "ansible.legacy.command":
+            # argv through the command module keeps stderr out of the TOML on stdout (no tty);
+            # read-only commands must run even in check mode.
+            argv = module_args["argv"]
+            assert argv[:4] == ["env"] + ENV.split() and module_args["_uses_shell"] is False
+            self.command_check_modes.append(self.task.check_mode)
+            return self.command(ENV + " " + shlex.join(argv[4:]))
         self.modules.append((module_name, dict(module_args)))
         if module_name == "ansible.legacy.slurp":
             return {"content": base64.b64encode(Path(module_args["src"]).read_bytes()).decode(), "encoding": "base64"}
+        if module_name == "ansible.legacy.file":
+            Path(module_args["path"]).mkdir(parents=True, exist_ok=True)
+            return {"changed": False}
         if module_name == "ansible.legacy.copy":
             dest = Path(module_args["dest"])
             backup = None
@@ -111,7 +123,8 @@ def make_action(node, args, check_mode=False):
     action._make_tmp_path = lambda remote_user=None: node.make_tmp(action)
     action._execute_remote_stat = node.stat
     action._execute_module = node.execute_module
-    action._low_level_execute_command = node.command
+    action._low_level_execute_command = MagicMock(side_effect=AssertionError("commands must go through ansible.legacy.command"))
+    node.task = task
     action._transfer_data = node.transfer
     action._fixup_perms2 = MagicMock(return_value=None)
     action._remove_tmp_path = node.remove_tmp
@@ -167,8 +180,18 @@ def test_check_mode_validates_on_the_node_but_never_copies(tmp_path):
     result = make_action(node, {"path": str(path), "containerd_path": BIN, "sandbox_image": "example.org/pause:9"}, check_mode=True).run(task_vars={})
     assert result["changed"] and result["validated"]
     assert any(cmd.endswith("config dump") for cmd in node.commands)
+    assert node.command_check_modes and not any(node.command_check_modes), "validation must really run in check mode"
+    assert node.task.check_mode is True, "the task's check mode is restored afterwards"
     assert [m[0] for m in node.modules] == ["ansible.legacy.slurp"]
     assert path.read_text() == V2
+
+
+def test_missing_directory_is_created_before_the_file(tmp_path):
+    path = tmp_path / "etc" / "containerd" / "config.toml"
+    node = Node(tmp_path)
+    result = make_action(node, {"path": str(path), "containerd_path": BIN}).run(task_vars={})
+    assert not result.get("failed"), result.get("msg")
+    assert path.exists() and (tmp_path / "etc" / "containerd").is_dir()
 
 
 def test_missing_file_is_created_from_config_default_with_mode_0644(tmp_path):
@@ -177,8 +200,9 @@ def test_missing_file_is_created_from_config_default_with_mode_0644(tmp_path):
     result = make_action(node, {"path": str(path), "containerd_path": BIN, "systemd_cgroup": True}).run(task_vars={})
     assert result["changed"] and result["config_version"] == 2
     assert "%s %s config default" % (ENV, BIN) in node.commands
-    assert [m[0] for m in node.modules] == ["ansible.legacy.copy"]  # nothing to slurp
-    assert node.modules[0][1]["mode"] == "0644"
+    assert [m[0] for m in node.modules] == ["ansible.legacy.file", "ansible.legacy.copy"]  # nothing to slurp
+    assert node.modules[0][1] == {"path": str(tmp_path), "state": "directory"}
+    assert node.modules[1][1]["mode"] == "0644"
     runc = tomllib.loads(path.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True
 

@@ -72,3 +72,10 @@ def test_marker_is_what_the_pruning_task_looks_for(host):
     assert re.match(find["contains"], first_line)
     # and an operator's own file does not carry it
     assert not re.match(find["contains"], "# written by the operator")
+
+
+def test_registry_changes_never_restart_containerd():
+    # containerd reads hosts.toml on every pull: no task of the registry step may notify the restart handler
+    tasks = yaml.safe_load((ROLE / "tasks" / "registries.yml").read_text())
+    assert [t["name"] for t in tasks if "notify" in t] == []
+    assert any("hosts.toml" in t["name"] for t in tasks)
