@@ -38,11 +38,12 @@ collection-link:
 	@ln -sfn $(CURDIR) $(LINK)
 
 test: deps venv collection-link
-	@start=$$(date +%s); \
+	@rm -rf .build/junit; start=$$(date +%s); \
 	for stage in lint sanity units integration molecule; do \
 	  t0=$$(date +%s); $(MAKE) --no-print-directory $$stage; \
 	  echo "== $$stage: $$(( $$(date +%s) - t0 )) s"; \
 	done; echo "== make test: $$(( $$(date +%s) - start )) s"
+	@python tools/junit_summary.py .build/junit
 
 lint: venv collection-link
 	ruff check plugins tests tools benchmarks
@@ -62,10 +63,10 @@ sanity: venv
 	cd $(SANITY_ROOT) && ansible-test sanity --python 3.11 --color no --requirements
 
 units: venv collection-link
-	pytest -q tests/unit
+	pytest -q tests/unit --junitxml=.build/junit/units.xml
 
 integration: venv collection-link
-	pytest -q tests/integration
+	pytest -q tests/integration --junitxml=.build/junit/integration.xml
 
 molecule: venv collection-link deps
 	@for s in $$(ls molecule | grep -v '^shared$$' | sort); do \

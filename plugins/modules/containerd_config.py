@@ -278,6 +278,7 @@ import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import (
     HAS_TOMLKIT,
     TOMLKIT_IMPORT_ERROR,
@@ -331,19 +332,7 @@ class LocalOps(NodeOps):
         backup_file = None
         if existed and backup:
             backup_file = self.module.backup_local(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise ContainerdConfigError("the directory %s of path does not exist; create it first (containerd's package does)" % directory)
-        fd, staged = tempfile.mkstemp(prefix=".config.toml.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-            if not existed:
-                os.chmod(staged, 0o644)
-            self.module.atomic_move(staged, path, unsafe_writes=False)
-        finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+        write_file_atomic(self.module, path, text)
         return backup_file
 
     def cleanup(self):

@@ -163,9 +163,9 @@ files:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kernel_modules import (
     HostKernel,
     KernelModulesError,
@@ -209,18 +209,7 @@ def main():
         return module.run_command([kernel.modprobe, name] + params.split(), environ_update=C_LOCALE)
 
     def write(path, text):
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubeforge-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.chmod(tmp, 0o644)
-            module.atomic_move(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_file_atomic(module, path, text)
 
     def remove(path):
         os.unlink(path)

@@ -132,9 +132,9 @@ backup_file:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
 from ansible_collections.kubeforge.cluster.plugins.module_utils._sysctl_dropin import (
     SysctlError,
     boot_overrides,
@@ -169,21 +169,6 @@ def read_file(path):
             return handle.read()
     except OSError:
         return None
-
-
-def write_file(module, path, text):
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kubeforge-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def main():
@@ -247,7 +232,7 @@ def main():
         if not module.check_mode:
             if module.params["backup"] and before_text is not None:
                 result["backup_file"] = module.backup_local(path)
-            write_file(module, path, new_text)
+            write_file_atomic(module, path, new_text)
     else:
         diff["after"] = before_text
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import tomllib
 from ansible.module_utils.testing import patch_module_args
+from module_harness import ExitJson, FailJson
 from ansible_collections.kubeforge.cluster.plugins.modules import containerd_config
 
 FAKE_CONTAINERD = '''#!%s
@@ -34,10 +34,6 @@ version = 2
 '''
 
 
-class Exit(Exception):
-    pass
-
-
 @pytest.fixture
 def fake_containerd(tmp_path):
     binary = tmp_path / "containerd"
@@ -46,52 +42,57 @@ def fake_containerd(tmp_path):
     return str(binary)
 
 
-def run_module(args, capsys, check_mode=False):
+def run_module(args, check_mode=False):
     if check_mode:
         args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args), pytest.raises(SystemExit):
-        containerd_config.main()
-    return json.loads(capsys.readouterr().out)
+    with patch_module_args(args):
+        try:
+            containerd_config.main()
+        except ExitJson as exc:
+            return exc.args[0]
+        except FailJson as exc:
+            return dict(exc.args[0], failed=True)
+    raise AssertionError("main() returned without exit_json or fail_json")
 
 
-def test_main_merges_keeps_mode_and_is_idempotent(tmp_path, fake_containerd, capsys):
+def test_main_merges_keeps_mode_and_is_idempotent(tmp_path, fake_containerd):
     path = tmp_path / "config.toml"
     path.write_text(V2)
     path.chmod(0o640)
     args = {"path": str(path), "containerd_path": fake_containerd, "sandbox_image": "example.org/pause:9", "backup": True}
-    result = run_module(args, capsys)
+    result = run_module(args)
     assert result["changed"] and result["validated"] and not result.get("failed")
     assert tomllib.loads(path.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "example.org/pause:9"
     assert path.read_text().startswith("# keep this comment\n")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert Path(result["backup_file"]).read_text() == V2
     mtime = os.stat(path).st_mtime_ns
-    again = run_module(args, capsys)
+    again = run_module(args)
     assert again["changed"] is False and os.stat(path).st_mtime_ns == mtime
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".config.toml.")]
     assert leftovers == []
 
 
-def test_main_check_mode_does_not_write(tmp_path, fake_containerd, capsys):
+def test_main_check_mode_does_not_write(tmp_path, fake_containerd):
     path = tmp_path / "config.toml"
     path.write_text(V2)
-    result = run_module({"path": str(path), "containerd_path": fake_containerd, "sandbox_image": "example.org/pause:9"}, capsys, check_mode=True)
+    result = run_module({"path": str(path), "containerd_path": fake_containerd, "sandbox_image": "example.org/pause:9"}, check_mode=True)
     assert result["changed"] and result["validated"]
     assert path.read_text() == V2
 
 
-def test_main_fails_clearly_without_tomlkit(tmp_path, capsys, monkeypatch):
+def test_main_fails_clearly_without_tomlkit(tmp_path, monkeypatch):
     monkeypatch.setattr(containerd_config, "HAS_TOMLKIT", False)
     monkeypatch.setattr(containerd_config, "TOMLKIT_IMPORT_ERROR", ImportError("No module named 'tomlkit'"))
-    result = run_module({"path": str(tmp_path / "config.toml")}, capsys)
+    result = run_module({"path": str(tmp_path / "config.toml")})
     assert result["failed"]
     assert "tomlkit" in result["msg"] and "controller" in result["msg"]
 
 
-def test_main_error_leaves_the_file(tmp_path, fake_containerd, capsys):
+def test_main_error_leaves_the_file(tmp_path, fake_containerd):
     path = tmp_path / "config.toml"
     path.write_text(V2 + "[broken\n")
     before = path.read_bytes()
-    result = run_module({"path": str(path), "containerd_path": fake_containerd, "sandbox_image": "x"}, capsys)
+    result = run_module({"path": str(path), "containerd_path": fake_containerd, "sandbox_image": "x"})
     assert result["failed"] and "line 5" in result["msg"]
     assert path.read_bytes() == before

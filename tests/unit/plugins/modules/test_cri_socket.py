@@ -8,28 +8,8 @@ import socket
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from module_harness import ExitJson, FailJson
 from ansible_collections.kubeforge.cluster.plugins.modules import cri_socket
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def module_exits(monkeypatch):
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs["msg"] = msg
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(cri_socket.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(cri_socket.AnsibleModule, "fail_json", fail_json)
 
 
 def run(args, expect=ExitJson):

@@ -8,37 +8,10 @@ import errno
 import os
 
 import pytest
-from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
+from module_harness import ExitJson, FailJson
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _sysctl_dropin as sd
 from ansible_collections.kubeforge.cluster.plugins.modules import sysctl_dropin
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    warnings = []
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault("changed", False)
-        kwargs["warnings"] = list(warnings)
-        raise ExitJson(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs["msg"] = msg
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
-    return warnings
 
 
 @pytest.fixture
@@ -167,7 +140,7 @@ def test_comment_only_edit_is_no_change_and_backup_on_real_change(host):
     assert runtime(host, "vm.overcommit_memory") == "2"
 
 
-def test_missing_key_fails_but_only_warns_in_check_mode(host, patched):
+def test_missing_key_fails_but_only_warns_in_check_mode(host, module_exits):
     args = {"path": str(host / "etc" / "sysctl.d" / "99-kubeforge.conf"), "settings": {"net.bridge.bridge-nf-call-ip6tables": 1}}
     kind, result = run(args, check_mode=True)
     assert kind is ExitJson and result["changed"] is True
@@ -202,7 +175,7 @@ def test_apply_false_only_writes_file(host):
     assert runtime(host, "net.ipv4.ip_forward") == "0"
 
 
-def test_later_file_warning(host, patched):
+def test_later_file_warning(host, module_exits):
     (host / "etc" / "sysctl.d" / "99-zz-local.conf").write_text("net.ipv4.ip_forward = 0\n")
     result = run_ok(args_for(host))
     assert any(w.startswith("/etc/sysctl.d/99-zz-local.conf sets net.ipv4.ip_forward = 0 and is read after") for w in result["warnings"])
