@@ -8,6 +8,7 @@ The ``module_exits`` fixture (tests/unit/plugins/modules/conftest.py) installs i
 from __future__ import annotations
 
 from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
 
 
 class ExitJson(Exception):
@@ -35,3 +36,17 @@ def patch_module_exits(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     return warnings
+
+
+def call_main(main, args, check_mode=False, diff=False):
+    """Run a module's ``main()`` with ``args``; returns (ExitJson or FailJson, result)."""
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    if diff:
+        args = dict(args, _ansible_diff=True)
+    with patch_module_args(args):
+        try:
+            main()
+        except (ExitJson, FailJson) as exc:
+            return type(exc), exc.args[0]
+    raise AssertionError("main() returned without exit_json or fail_json")

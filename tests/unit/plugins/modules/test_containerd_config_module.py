@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from ansible.module_utils.testing import patch_module_args
-from module_harness import ExitJson, FailJson
+from module_harness import FailJson, call_main
 from ansible_collections.kubeforge.cluster.plugins.modules import containerd_config
 
 FAKE_CONTAINERD = '''#!%s
@@ -43,16 +42,8 @@ def fake_containerd(tmp_path):
 
 
 def run_module(args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        try:
-            containerd_config.main()
-        except ExitJson as exc:
-            return exc.args[0]
-        except FailJson as exc:
-            return dict(exc.args[0], failed=True)
-    raise AssertionError("main() returned without exit_json or fail_json")
+    kind, result = call_main(containerd_config.main, args, check_mode=check_mode)
+    return dict(result, failed=True) if kind is FailJson else result
 
 
 def test_main_merges_keeps_mode_and_is_idempotent(tmp_path, fake_containerd):

@@ -7,15 +7,14 @@ from __future__ import annotations
 import socket
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from module_harness import ExitJson, FailJson
+from module_harness import ExitJson, FailJson, call_main
 from ansible_collections.kubeforge.cluster.plugins.modules import cri_socket
 
 
 def run(args, expect=ExitJson):
-    with patch_module_args(args), pytest.raises(expect) as exc:
-        cri_socket.main()
-    return exc.value.args[0]
+    kind, result = call_main(cri_socket.main, args)
+    assert kind is expect, result
+    return result
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-from module_harness import ExitJson, FailJson
+from module_harness import ExitJson, FailJson, call_main
 from ansible_collections.kubeforge.cluster.plugins.modules import kernel_modules
 
 RELEASE = "6.1.0-26-amd64"
@@ -58,13 +57,7 @@ class Modprobe:
 
 
 def run(args, check_mode=False, diff=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    if diff:
-        args = dict(args, _ansible_diff=True)
-    with patch_module_args(args), pytest.raises((ExitJson, FailJson)) as caught:
-        kernel_modules.main()
-    return caught.type, caught.value.args[0]
+    return call_main(kernel_modules.main, args, check_mode=check_mode, diff=diff)
 
 
 MODULES = ["overlay", "br_netfilter", {"name": "ip_vs", "required": False, "reason": "kube-proxy ipvs mode"}]

@@ -8,8 +8,7 @@ import errno
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from module_harness import ExitJson, FailJson
+from module_harness import ExitJson, FailJson, call_main
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _sysctl_dropin as sd
 from ansible_collections.kubeforge.cluster.plugins.modules import sysctl_dropin
 
@@ -36,13 +35,7 @@ def host(tmp_path, monkeypatch):
 
 
 def run(args, check_mode=False, diff=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    if diff:
-        args = dict(args, _ansible_diff=True)
-    with patch_module_args(args), pytest.raises((ExitJson, FailJson)) as caught:
-        sysctl_dropin.main()
-    return caught.type, caught.value.args[0]
+    return call_main(sysctl_dropin.main, args, check_mode=check_mode, diff=diff)
 
 
 def run_ok(args, **kwargs):
