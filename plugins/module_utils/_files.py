@@ -1,26 +1,129 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""File writing shared by the collection's modules (runs on managed nodes: stdlib + AnsibleModule only)."""
+"""Managed files: the collection's one symlink rule and one safe replace (stdlib + AnsibleModule only).
+
+Symlink rule (docs/SECURITY.md): a managed file may be a symlink; the module reads and replaces the regular
+file it points to and the link stays. A link to something that is not a regular file (``/dev/null``, which is
+how a drop-in is masked, a directory, a device) or a dangling link is refused with a message naming both.
+
+Replace rule: the new content is staged in the target's directory and moved into place with
+``module.atomic_move`` while holding an exclusive ``flock`` on that directory; when the caller says what it
+read (``expected``), the file is compared again under the lock and a change by another writer since then
+fails the run instead of being overwritten (no lost update).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
+import stat
 import tempfile
 
 
-def write_file_atomic(module, path, text, new_file_mode=0o644):
-    """Replace ``path`` with ``text`` atomically: stage a temp file in the same directory, then
-    ``module.atomic_move`` it into place (which keeps an existing file's owner, mode and SELinux
-    context). A missing parent directory is created (0755); a new file gets ``new_file_mode``."""
+class ManagedFileError(Exception):
+    """The managed file cannot be read or replaced safely; the message names the file and the fix."""
+
+
+def resolve_managed(path):
+    """The regular file ``path`` stands for (itself, or a symlink's final target, which may not exist yet
+    only when ``path`` itself does not exist)."""
+    if not os.path.islink(path):
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ManagedFileError("%s exists and is not a regular file; move it away or choose another path" % path)
+        return path
+    target = os.path.realpath(path)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        raise ManagedFileError("%s is a symlink to %s, which does not exist; create %s or remove the link"
+                               % (path, target, target)) from None
+    if not stat.S_ISREG(mode):
+        raise ManagedFileError("%s is a symlink to %s, which is not a regular file (a link to /dev/null masks a file); "
+                               "remove the link or point it at a regular file" % (path, target))
+    return target
+
+
+def read_bytes(path):
+    """The content of ``path`` or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ManagedFileError("%s is a directory, not a file" % path) from None
+    except OSError as exc:
+        raise ManagedFileError("cannot read %s: %s" % (path, exc.strerror)) from None
+
+
+def read_text(path):
+    """``read_bytes`` decoded as UTF-8; a file that is not UTF-8 is named in the error."""
+    data = read_bytes(path)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManagedFileError("%s is not UTF-8 text (byte 0x%02x at offset %d); fix or remove the file"
+                               % (path, data[exc.start], exc.start)) from None
+
+
+def sha256_hex(data):
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def directory_lock(directory):
+    """An exclusive flock on ``directory`` (its inode never changes when files in it are replaced)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def replace_file(module, path, content, mode=0o644, expected=None, backup=False):
+    """Replace ``path`` (already resolved with ``resolve_managed``) with ``content`` (str or bytes).
+
+    ``expected`` is what the caller based ``content`` on: the bytes it read or their sha256 hex, ``False`` when
+    the file did not exist, ``None`` to skip the check. An existing file
+    keeps its owner, mode and SELinux context (``atomic_move``); a new one gets ``mode``; a missing parent
+    directory is created 0755. Returns the backup file's path or None.
+    """
+    data = content.encode("utf-8") if isinstance(content, str) else content
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    fd, staged = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        os.chmod(staged, new_file_mode)
-        module.atomic_move(staged, path, unsafe_writes=False)
-    finally:
-        if os.path.exists(staged):
-            os.unlink(staged)
+    with directory_lock(directory):
+        if expected is not None:
+            current = read_bytes(path)
+            if expected is False:
+                unchanged = current is None
+            elif isinstance(expected, str):
+                unchanged = sha256_hex(current) == expected
+            else:
+                unchanged = current == expected
+            if not unchanged:
+                raise ManagedFileError("%s was changed by someone else while this task worked on it; nothing was written. "
+                                       "Run the task again to merge into the new content" % path)
+        backup_file = module.backup_local(path) if backup and os.path.exists(path) else None
+        fd, staged = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(staged, mode)
+            module.atomic_move(staged, path, unsafe_writes=False)
+        finally:
+            if os.path.exists(staged):
+                os.unlink(staged)
+    return backup_file
+
+
+def write_file_atomic(module, path, text, new_file_mode=0o644):
+    """``replace_file`` without the concurrency check (kept for callers that own their file outright)."""
+    replace_file(module, path, text, mode=new_file_mode)

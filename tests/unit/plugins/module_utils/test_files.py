@@ -1,0 +1,109 @@
+# Copyright: kubeforge.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Managed files: the symlink rule and the replace that never loses another writer's change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+
+import pytest
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _files as f
+
+
+class FakeModule:
+    """The two AnsibleModule methods replace_file uses, with their real semantics."""
+
+    def atomic_move(self, src, dest, unsafe_writes=False):
+        if os.path.exists(dest):
+            st = os.stat(dest)
+            os.chmod(src, st.st_mode & 0o7777)
+        os.rename(src, dest)
+
+    def backup_local(self, path):
+        backup = path + ".bak"
+        shutil.copy2(path, backup)
+        return backup
+
+
+def test_symlink_to_regular_file_resolves_to_target(tmp_path):
+    target = tmp_path / "real.conf"
+    target.write_text("x")
+    link = tmp_path / "link.conf"
+    link.symlink_to(target)
+    assert f.resolve_managed(str(link)) == str(target)
+    f.replace_file(FakeModule(), f.resolve_managed(str(link)), "y")
+    assert link.is_symlink() and target.read_text() == "y"
+
+
+def test_symlink_to_dev_null_is_refused(tmp_path):
+    link = tmp_path / "99-x.conf"
+    link.symlink_to("/dev/null")
+    with pytest.raises(f.ManagedFileError, match="not a regular file.*masks"):
+        f.resolve_managed(str(link))
+
+
+def test_dangling_symlink_is_refused(tmp_path):
+    link = tmp_path / "x.conf"
+    link.symlink_to(tmp_path / "missing")
+    with pytest.raises(f.ManagedFileError, match="does not exist"):
+        f.resolve_managed(str(link))
+
+
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(f.ManagedFileError, match="not a regular file"):
+        f.resolve_managed(str(tmp_path))
+
+
+def test_non_utf8_names_the_file(tmp_path):
+    path = tmp_path / "x.conf"
+    path.write_bytes(b"a = \xff\n")
+    with pytest.raises(f.ManagedFileError, match=r"x.conf is not UTF-8 text \(byte 0xff at offset 4\)"):
+        f.read_text(str(path))
+
+
+def test_replace_keeps_mode_and_makes_backup(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("old")
+    os.chmod(path, 0o600)
+    backup = f.replace_file(FakeModule(), str(path), "new", expected=b"old", backup=True)
+    assert path.read_text() == "new" and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert open(backup).read() == "old"
+
+
+def test_changed_underneath_fails_and_writes_nothing(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("theirs")
+    with pytest.raises(f.ManagedFileError, match="changed by someone else"):
+        f.replace_file(FakeModule(), str(path), "mine", expected=f.sha256_hex(b"before"))
+    assert path.read_text() == "theirs"
+    with pytest.raises(f.ManagedFileError, match="changed by someone else"):
+        f.replace_file(FakeModule(), str(path), "mine", expected=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]  # no staged file left behind
+
+
+def test_concurrent_writers_never_lose_an_update(tmp_path):
+    """Many threads read-modify-write one file: every append that reports success is in the final file."""
+    path = tmp_path / "shared.txt"
+    path.write_text("")
+    succeeded = []
+
+    def writer(number):
+        for _attempt in range(50):
+            before = f.read_bytes(str(path))
+            try:
+                f.replace_file(FakeModule(), str(path), before + b"%d\n" % number, expected=before)
+            except f.ManagedFileError:
+                continue
+            succeeded.append(number)
+            return
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = path.read_text().split()
+    assert sorted(map(int, lines)) == sorted(succeeded)
+    assert len(succeeded) >= 1

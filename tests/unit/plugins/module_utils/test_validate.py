@@ -1,0 +1,101 @@
+# Copyright: kubeforge.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The shared input policy: each check refuses the wrong shape and names the option."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _validate as v
+
+
+@pytest.mark.parametrize("value", [["a", "b"], {"a": 1}, 3, True, None, b"x"])
+def test_require_str_refuses_other_types_instead_of_stringifying(value):
+    with pytest.raises(v.InputError, match=r"^sandbox_image: must be a string, got "):
+        v.require_str("sandbox_image", value)
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\x00b", "a\rb", "\x1b[31m"])
+def test_require_str_refuses_control_characters(value):
+    with pytest.raises(v.InputError, match="control character"):
+        v.require_str("opt", value)
+    if "\n" in value:
+        assert v.require_str("opt", value, multiline=True) == value
+
+
+def test_bool_is_not_an_integer():
+    with pytest.raises(v.InputError, match="must be an integer, got a bool"):
+        v.require_int("timeout", True)
+    assert v.require_int("port", 6443, 1, 65535) == 6443
+    with pytest.raises(v.InputError, match="at most 65535"):
+        v.require_int("port", 70000, 1, 65535)
+
+
+def test_require_scalar_refuses_null_and_containers():
+    for bad in (None, [], {}):
+        with pytest.raises(v.InputError, match="^merge.a.b: must be a string, number or bool"):
+            v.require_scalar("merge.a.b", bad)
+    assert v.require_scalar("x", 0) == 0
+
+
+@pytest.mark.parametrize("value", ["etc/x", "./x", "", "/etc/../x", "~/x"])
+def test_absolute_path_refused(value):
+    with pytest.raises(v.InputError, match="^path: "):
+        v.absolute_path("path", value)
+
+
+def test_absolute_path_normalised():
+    assert v.absolute_path("path", "/etc//containerd/./config.toml") == "/etc/containerd/config.toml"
+
+
+@pytest.mark.parametrize("value", ["", ".", "..", "a/b", "-x", "--config=/tmp/x", "a b", "a\tb", "a\nb"])
+def test_safe_name_refused(value):
+    with pytest.raises(v.InputError, match="^name: "):
+        v.safe_name("name", value)
+
+
+def test_safe_name_pattern():
+    module_re = re.compile(r"^[A-Za-z0-9_]+$")
+    assert v.safe_name("modules[0].name", "br_netfilter", "module name", module_re) == "br_netfilter"
+    with pytest.raises(v.InputError, match="not a valid module name"):
+        v.safe_name("modules[0].name", "br:netfilter", "module name", module_re)
+
+
+@pytest.mark.parametrize("value", ["registry.example", "registry.example:5000", "10.0.0.1", "[fd00::1]:5000", "_default"])
+def test_host_name_accepts(value):
+    if value == "_default":
+        with pytest.raises(v.InputError):
+            v.host_name("registries key", value, allow_port=True)
+    else:
+        assert v.host_name("registries key", value, allow_port=True) == value
+
+
+@pytest.mark.parametrize("value", ["a..b", "-a.example", "a_b.example", "a.example\n[x]", "x" * 64 + ".example", "h:99999"])
+def test_host_name_refused(value):
+    with pytest.raises(v.InputError, match="registries key"):
+        v.host_name("registries key", value, allow_port=True)
+
+
+def test_path_under_keeps_inside_root(tmp_path):
+    root = str(tmp_path)
+    assert v.path_under(root, ["net", "ipv4", "conf", "eth0.100", "forwarding"]) == root + "/net/ipv4/conf/eth0.100/forwarding"
+    for parts in (["..", "etc"], ["net", ""], ["a/b"], ["."], ["x\x00y"]):
+        with pytest.raises(v.InputError, match="cannot be a path component"):
+            v.path_under(root, parts, option="settings")
+
+
+def test_secrets_collected_and_masked():
+    data = {"registries": {"r": {"auth": {"username": "u", "password": "p@ss"}, "Token": "t0k"}}, "list": [{"identitytoken": "id"}]}
+    assert sorted(v.collect_secrets(data)) == ["id", "p@ss", "t0k", "u"]
+    masked = v.mask_secrets(data)
+    assert masked["registries"]["r"]["auth"] == v.MASK
+    assert masked["registries"]["r"]["Token"] == v.MASK
+    assert masked["list"][0]["identitytoken"] == v.MASK
+    assert data["registries"]["r"]["auth"]["password"] == "p@ss"  # the input is not modified
+    assert v.collect_secrets({"mine": "s"}, extra=["MINE"]) == ["s"]
+
+
+def test_mask_text_covers_escaped_forms():
+    text = 'password = "a\\"b"\nother = "a\\"b-not"\n'
+    assert "a\\\"b" not in v.mask_text(text, ['a"b']).replace(v.MASK, "")
