@@ -136,7 +136,7 @@ class Validator:
             if not any(_matches_type(value, t) for t in types):
                 go_type = node.get("x-go-type")
                 self.problems.append(Problem(path, "must be %s%s, got %s %s" % (
-                    " or ".join(types), " (%s)" % go_type.rsplit("/", 1)[-1] if go_type else "", _type_of(value), _show(value))))
+                    " or ".join(types), " (%s)" % go_type.rsplit(".", 1)[-1] if go_type else "", _type_of(value), _show(value))))
                 return
         if "enum" in node and value not in node["enum"]:
             self.problems.append(Problem(path, "%s is not one of %s" % (_show(value), ", ".join(json.dumps(v) for v in node["enum"]))))

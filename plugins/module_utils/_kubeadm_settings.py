@@ -217,8 +217,8 @@ def _check_etcd(c, settings):
     for option in ("etcd_ca_file", "etcd_cert_file", "etcd_key_file"):
         value = settings.get(option) or ""
         if not value.startswith("/"):
-            c.fail(option, "must be the absolute path of the etcd client %s on the control-plane nodes (got %r)" % (
-                option.split("_")[1].replace("ca", "CA certificate").replace("cert", "certificate"), value))
+            what = {"etcd_ca_file": "CA certificate", "etcd_cert_file": "certificate", "etcd_key_file": "key"}[option]
+            c.fail(option, "must be the absolute path of the etcd client %s on the control-plane nodes (got %r)" % (what, value))
 
 
 def _check_runtime(c, settings, minor):
