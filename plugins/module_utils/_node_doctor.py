@@ -168,7 +168,7 @@ def run_checks(host, params, checks, names=None):
 
 
 def summary(rows):
-    counts = {status: 0 for status in STATUSES}
+    counts = dict.fromkeys(STATUSES, 0)
     for row in rows:
         counts[row["status"]] += 1
     return counts

@@ -225,7 +225,8 @@ def check_apiserver_proxy(host, params):
         except OSError as exc:
             dead.append("%s (%s)" % (backend, exc))
     if live or not params["apiserver_backends"]:
-        return result("apiserver_proxy", PASS, evidence="%s listens; live upstream: %s" % (params["apiserver_proxy_endpoint"], ", ".join(live) or "not checked"))
+        return result("apiserver_proxy", PASS, evidence="%s listens; live upstream: %s" % (
+            params["apiserver_proxy_endpoint"], ", ".join(live) or "not checked"))
     status = FAIL if _cluster_member(host) else WARN
     return result("apiserver_proxy", status, "%s listens but no upstream API server answers: %s" % (params["apiserver_proxy_endpoint"], "; ".join(dead)),
                   "expected before kubeadm init; afterwards start the API servers or fix apiserver_proxy's backend list/port "
