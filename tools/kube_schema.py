@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build the JSON schemas of kubeadm, kubelet and kube-proxy configuration types from upstream Go source.
@@ -229,7 +228,7 @@ class SchemaBuilder:
         inlined = []
         for field in fields:
             tag = go_types.struct_tag(field.tag, "json")
-            name, _, options = (tag or "").partition(",")
+            name, _sep, options = (tag or "").partition(",")
             if name == "-" and not options:
                 continue
             option_set = set(options.split(",")) if options else set()
@@ -324,7 +323,7 @@ def write_documents(out_dir, minor, documents):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build the schemas of one or all supported minors")
     build.add_argument("--minor", action="append", choices=sorted(MINORS), help="default: every supported minor")

@@ -70,8 +70,8 @@ def doctor_report(hostvars, hosts, var_name="kubeadm_doctor", max_clock_skew=1.0
     order = {host: index for index, host in enumerate(hosts)}
     rows.sort(key=lambda item: order.get(item[0], len(order)))
 
-    host_width = max([len("node")] + [len(h) for h, _ in rows])
-    check_width = max([len("check")] + [len(r["name"]) for _, r in rows])
+    host_width = max([len("node")] + [len(host) for host, _row in rows])
+    check_width = max([len("check")] + [len(row["name"]) for _host, row in rows])
     indent = host_width + 2 + check_width + 2 + 6 + 2
     lines = ["%-*s  %-*s  %-6s  %s" % (host_width, "node", check_width, "check", "status", "cause / fix / evidence")]
     counts = {"pass": 0, "warn": 0, "fail": 0, "skip": 0}

@@ -169,7 +169,7 @@ def _check_networking(c, settings):
 
 
 def _split_endpoint(text):
-    host, _, port = text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "")
+    host, _sep, port = text.rpartition(":") if text.count(":") == 1 or text.startswith("[") else (text, "", "")
     return (host or text).strip("[]"), port
 
 

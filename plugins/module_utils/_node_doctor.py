@@ -106,7 +106,7 @@ class Host:
                 fields = line.split()
                 if len(fields) < 10 or fields[3] != "0A":  # 0A = TCP_LISTEN
                     continue
-                address, _, port = fields[1].rpartition(":")
+                address, _sep, port = fields[1].rpartition(":")
                 ports.setdefault(int(port, 16), []).append({"address": address, "inode": fields[9]})
         return ports
 

@@ -199,7 +199,7 @@ def check_ipvs_modules(host, params):
 
 
 def _split(endpoint):
-    host, _, port = endpoint.rpartition(":")
+    host, _sep, port = endpoint.rpartition(":")
     return host.strip("[]"), int(port)
 
 
@@ -253,11 +253,11 @@ def check_ports(host, params):
                 taken.append("%d by %s%s" % (port, name, " (pid %d)" % owner["pid"] if owner else ""))
                 break
     if taken:
-        return result("ports", FAIL, "ports kubeadm needs are taken: %s (kubeadm: \"[ERROR Port-%s]: Port %s is in use\")" % (
-            ", ".join(taken), taken[0].split()[0], taken[0].split()[0]),
-                      "stop the process on the port, or move the API server with kubeadm_apiserver_bind_port")
-    return result("ports", PASS, evidence="free: %s%s" % (", ".join(str(p) for p in sorted(wanted) if p not in listening) or "none",
-                                                        "; in use by the cluster: %s" % ", ".join(ours) if ours else ""))
+        port = taken[0].split()[0]
+        cause = "ports kubeadm needs are taken: %s (kubeadm: \"[ERROR Port-%s]: Port %s is in use\")" % (", ".join(taken), port, port)
+        return result("ports", FAIL, cause, "stop the process on the port, or move the API server with kubeadm_apiserver_bind_port")
+    free = ", ".join(str(p) for p in sorted(wanted) if p not in listening) or "none"
+    return result("ports", PASS, evidence="free: %s%s" % (free, "; in use by the cluster: %s" % ", ".join(ours) if ours else ""))
 
 
 def check_hostname(host, params):
@@ -305,4 +305,4 @@ CHECKS = (
     ("hostname", check_hostname),
     ("stale_state", check_stale_state),
 )
-CHECK_NAMES = tuple(name for name, _ in CHECKS)
+CHECK_NAMES = tuple(name for name, _check in CHECKS)

@@ -19,7 +19,7 @@ description:
     control-plane endpoint that contradicts the apiserver proxy, incomplete external etcd, a sandbox image other than the pause
     image kubeadm expects, labels the kubelet may not set on itself, extra settings that override another variable's value.
   - Validates every document against a schema of the upstream API types of that Kubernetes minor (made from the Go types by
-    C(tools/kube_schema.py), kept in C(plugins/module_utils/kubeadm_schemas)): unknown or mistyped fields and wrong enum values
+    C(tools/kube_schema.py), kept in C(plugins/module_utils/kubeadm_schemas)). Unknown or mistyped fields and wrong enum values
     are errors that name the field and the variable that produced it.
   - In kube-proxy mode V(ipvs) checks (without loading anything) that the node's kernel has the IPVS modules.
   - Where kubeadm is installed, also runs C(kubeadm config validate --config) on the new text before writing it.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build the kubeadm/kubelet/kubectl TEST DOUBLES into an artifacts directory, as an air-gapped operator provides them.
@@ -100,7 +99,7 @@ def write_sums(directory, files):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--version", required=True, help="the Kubernetes release the doubles say they are, e.g. 1.37.0")
     parser.add_argument("--debs", type=Path, help="directory for the .deb files and SHA256SUMS")
     parser.add_argument("--binaries", type=Path, help="directory for the release-binary stand-ins and SHA256SUMS")

@@ -38,20 +38,20 @@ def inconsistencies(roles_dir):
         by_name.setdefault(name, []).append((role, where, option))
         if where.startswith("argument_specs") and not (option.get("type") and option.get("description")):
             problems.append("%s (%s): %s has no type or description" % (role, where, name))
-    specified = {(role, name) for role, where, name, _ in found if where.startswith("argument_specs")}
-    for role, where, name, _ in found:
+    specified = {(role, name) for role, where, name, _option in found if where.startswith("argument_specs")}
+    for role, where, name, _option in found:
         if where == "defaults/main.yml" and (role, name) not in specified:
             problems.append("%s declares %s in defaults/main.yml but not in meta/argument_specs.yml" % (role, name))
     for name, places in sorted(by_name.items()):
-        if len({repr(option.get("default")) for _, _, option in places}) > 1:
+        if len({repr(option.get("default")) for _role, _where, option in places}) > 1:
             problems.append("%s has different defaults: %s" % (name, ", ".join("%s %s: %r" % (r, w, o.get("default")) for r, w, o in places)))
-        if len({option["type"] for _, where, option in places if where.startswith("argument_specs") and "type" in option}) > 1:
+        if len({option["type"] for _role, where, option in places if where.startswith("argument_specs") and "type" in option}) > 1:
             problems.append("%s has different types: %s" % (name, ", ".join("%s %s: %s" % (r, w, o.get("type")) for r, w, o in places)))
     return problems
 
 
 def test_the_collections_roles_agree():
-    assert any(name.startswith("kubeforge_") for _, _, name, _ in declarations(ROLES))
+    assert any(name.startswith("kubeforge_") for _role, _where, name, _option in declarations(ROLES))
     assert inconsistencies(ROLES) == []
 
 

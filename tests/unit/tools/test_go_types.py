@@ -15,11 +15,11 @@ Copyright header, as upstream files have one.
 package v1demo
 
 import (
-	"encoding/json"
+    "encoding/json"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+    corev1 "k8s.io/api/core/v1"
+    metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+    "k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Mode is an enum type.
@@ -27,11 +27,11 @@ type Mode string
 
 // Its values; the untyped one belongs to no type.
 const (
-	// ModeFast is fast.
-	ModeFast Mode = "fast"
-	ModeSlow Mode = "slow"
-	UntypedDefault = "ignored"
-	MaxThings int32 = 42
+    // ModeFast is fast.
+    ModeFast Mode = "fast"
+    ModeSlow Mode = "slow"
+    UntypedDefault = "ignored"
+    MaxThings int32 = 42
 )
 
 const SingleLevel Level = 3
@@ -42,55 +42,55 @@ type Level int32
 
 // DemoConfiguration has one field of every shape.
 type DemoConfiguration struct {
-	metav1.TypeMeta `json:",inline"`
+    metav1.TypeMeta `json:",inline"`
 
-	// Name with a tag and options.
-	Name string `json:"name,omitempty" datapolicy:"token"`
-	Mode Mode `json:"mode"`
-	Replicas *int32 `json:"replicas,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-	Taints []corev1.Taint `json:"taints"`
-	Ports [2]uint16 `json:"ports,omitempty"`
-	Raw json.RawMessage `json:"raw,omitempty"`
-	Memory resource.Quantity `json:"memory,omitempty"`
-	Nested struct {
-		Inner bool `json:"inner"`
-	} `json:"nested,omitempty"`
-	Callback func(a, b int) (string, error) `json:"-"`
-	First, Second string
-	Embedded
-	*Pointed `json:",inline"`
-	private int
-	Plain []string
-	Opts map[string][]*Level `json:"opts,omitzero"`
+    // Name with a tag and options.
+    Name string `json:"name,omitempty" datapolicy:"token"`
+    Mode Mode `json:"mode"`
+    Replicas *int32 `json:"replicas,omitempty"`
+    Labels map[string]string `json:"labels,omitempty"`
+    Taints []corev1.Taint `json:"taints"`
+    Ports [2]uint16 `json:"ports,omitempty"`
+    Raw json.RawMessage `json:"raw,omitempty"`
+    Memory resource.Quantity `json:"memory,omitempty"`
+    Nested struct {
+        Inner bool `json:"inner"`
+    } `json:"nested,omitempty"`
+    Callback func(a, b int) (string, error) `json:"-"`
+    First, Second string
+    Embedded
+    *Pointed `json:",inline"`
+    private int
+    Plain []string
+    Opts map[string][]*Level `json:"opts,omitzero"`
 }
 
 // Embedded is inlined by encoding/json (no name in its tag).
 type Embedded struct {
-	Extra string `json:"extra"`
+    Extra string `json:"extra"`
 }
 
 type Pointed struct {
-	Deep bool `json:"deep"`
+    Deep bool `json:"deep"`
 }
 
 type Alias = Embedded
 
 type (
-	GroupedA string
-	GroupedB []GroupedA
+    GroupedA string
+    GroupedB []GroupedA
 )
 
 var ignored = map[string]int{"a": 1}
 
 // MarshalJSON writes Level as text.
 func (l Level) MarshalJSON() ([]byte, error) {
-	return []byte(`"level"`), nil
+    return []byte(`"level"`), nil
 }
 
 func (p *Pointed) UnmarshalJSON(data []byte) error {
-	if len(data) == 0 { return nil }
-	return nil
+    if len(data) == 0 { return nil }
+    return nil
 }
 
 func helper[T any](x T) T { return x }

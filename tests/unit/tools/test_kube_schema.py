@@ -23,74 +23,74 @@ CORE = '''package v1
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 type TaintEffect string
 const (
-	TaintEffectNoSchedule TaintEffect = "NoSchedule"
-	TaintEffectPreferNoSchedule TaintEffect = "PreferNoSchedule"
-	TaintEffectNoExecute TaintEffect = "NoExecute"
+    TaintEffectNoSchedule TaintEffect = "NoSchedule"
+    TaintEffectPreferNoSchedule TaintEffect = "PreferNoSchedule"
+    TaintEffectNoExecute TaintEffect = "NoExecute"
 )
 type Taint struct {
-	Key string `json:"key" protobuf:"bytes,1,opt,name=key"`
-	Value string `json:"value,omitempty"`
-	Effect TaintEffect `json:"effect"`
-	TimeAdded *metav1.Time `json:"timeAdded,omitempty"`
+    Key string `json:"key" protobuf:"bytes,1,opt,name=key"`
+    Value string `json:"value,omitempty"`
+    Effect TaintEffect `json:"effect"`
+    TimeAdded *metav1.Time `json:"timeAdded,omitempty"`
 }
 '''
 KUBEADM_V1BETA3 = '''package v1beta3
 import (
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+    corev1 "k8s.io/api/core/v1"
+    metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 type ClusterConfiguration struct {
-	metav1.TypeMeta `json:",inline"`
-	APIServer APIServer `json:"apiServer,omitempty"`
-	FeatureGates map[string]bool `json:"featureGates,omitempty"`
+    metav1.TypeMeta `json:",inline"`
+    APIServer APIServer `json:"apiServer,omitempty"`
+    FeatureGates map[string]bool `json:"featureGates,omitempty"`
 }
 type ControlPlaneComponent struct {
-	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
+    ExtraArgs map[string]string `json:"extraArgs,omitempty"`
 }
 type APIServer struct {
-	ControlPlaneComponent `json:",inline"`
-	CertSANs []string `json:"certSANs,omitempty"`
-	TimeoutForControlPlane *metav1.Duration `json:"timeoutForControlPlane,omitempty"`
+    ControlPlaneComponent `json:",inline"`
+    CertSANs []string `json:"certSANs,omitempty"`
+    TimeoutForControlPlane *metav1.Duration `json:"timeoutForControlPlane,omitempty"`
 }
 type NodeRegistrationOptions struct {
-	Taints []corev1.Taint `json:"taints"`
-	KubeletExtraArgs map[string]string `json:"kubeletExtraArgs,omitempty"`
+    Taints []corev1.Taint `json:"taints"`
+    KubeletExtraArgs map[string]string `json:"kubeletExtraArgs,omitempty"`
 }
 '''
 KUBEADM_V1BETA4 = '''package v1beta4
 import (
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+    corev1 "k8s.io/api/core/v1"
+    metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 type ClusterConfiguration struct {
-	metav1.TypeMeta `json:""`
-	APIServer APIServer `json:"apiServer,omitempty"`
-	EncryptionAlgorithm EncryptionAlgorithmType `json:"encryptionAlgorithm,omitempty"`
-	BindPort int32 `json:"bindPort,omitempty"`
-	Untagged []string
-	Hidden string `json:"-"`
-	internal string
+    metav1.TypeMeta `json:""`
+    APIServer APIServer `json:"apiServer,omitempty"`
+    EncryptionAlgorithm EncryptionAlgorithmType `json:"encryptionAlgorithm,omitempty"`
+    BindPort int32 `json:"bindPort,omitempty"`
+    Untagged []string
+    Hidden string `json:"-"`
+    internal string
 }
 type ControlPlaneComponent struct {
-	ExtraArgs []Arg `json:"extraArgs,omitempty"`
-	CertSANs string `json:"certSANs"`
+    ExtraArgs []Arg `json:"extraArgs,omitempty"`
+    CertSANs string `json:"certSANs"`
 }
 type APIServer struct {
-	ControlPlaneComponent `json:""`
-	CertSANs []string `json:"certSANs,omitempty"`
+    ControlPlaneComponent `json:""`
+    CertSANs []string `json:"certSANs,omitempty"`
 }
 type Arg struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+    Name  string `json:"name"`
+    Value string `json:"value"`
 }
 type EncryptionAlgorithmType string
 const (
-	EncryptionAlgorithmECDSAP256 EncryptionAlgorithmType = "ECDSA-P256"
-	EncryptionAlgorithmRSA2048 EncryptionAlgorithmType = "RSA-2048"
+    EncryptionAlgorithmECDSAP256 EncryptionAlgorithmType = "ECDSA-P256"
+    EncryptionAlgorithmRSA2048 EncryptionAlgorithmType = "RSA-2048"
 )
 type NodeRegistrationOptions struct {
-	Taints []corev1.Taint `json:"taints"`
-	ImagePullSerial *bool `json:"imagePullSerial,omitempty"`
+    Taints []corev1.Taint `json:"taints"`
+    ImagePullSerial *bool `json:"imagePullSerial,omitempty"`
 }
 '''
 PREFIX = kube_schema.KUBEADM_PREFIX

@@ -20,8 +20,8 @@ def kubelet(**fields):
 
 def test_supported_minors_and_api_versions():
     assert schema.supported_minors() == ["1.35", "1.36", "1.37"]
-    assert sorted(schema.api_versions("1.36")) == ["kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4", KUBELET,
-                                                    "kubeproxy.config.k8s.io/v1alpha1"]
+    assert sorted(schema.api_versions("1.36")) == [
+        "kubeadm.k8s.io/v1beta3", "kubeadm.k8s.io/v1beta4", KUBELET, "kubeproxy.config.k8s.io/v1alpha1"]
     with pytest.raises(schema.SchemaNotFound, match="no schemas for Kubernetes 1.34 .there are schemas for 1.35, 1.36, 1.37."):
         schema.api_versions("1.34")
 
@@ -78,8 +78,8 @@ def test_api_version_and_kind_must_fit_the_minor():
 def test_kubeadm_extra_args_shape_per_api_version():
     v1beta4 = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "apiServer": {"extraArgs": {"v": "4"}}}
     assert problems(v1beta4, "1.36") == ['ClusterConfiguration.apiServer.extraArgs: must be array, got object {"v": "4"}']
-    v1beta3 = {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration", "apiServer": {"extraArgs": {"v": "4"},
-                                                                                                 "timeoutForControlPlane": "4m"}}
+    v1beta3 = {"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "ClusterConfiguration",
+               "apiServer": {"extraArgs": {"v": "4"}, "timeoutForControlPlane": "4m"}}
     assert problems(v1beta3, "1.36") == []
     v1beta4_ok = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
                   "apiServer": {"extraArgs": [{"name": "v", "value": "4"}]}, "encryptionAlgorithm": "RSA-2048"}
