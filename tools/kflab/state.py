@@ -170,6 +170,10 @@ def save_state(state: LabState) -> None:
 def require_state(lab: str) -> LabState:
     """The state of a lab that is up, or an error saying how to bring it up."""
     state = load_state(lab)
+    if state is None and paths.state_path(lab).exists():
+        raise LabError("the state file %s of lab %s is unreadable: remove the lab with `python3 tools/lab.py down%s` "
+                       "(it finds the lab's resources without it) and bring it up again"
+                       % (paths.state_path(lab), lab, paths.lab_flag(lab)))
     if not state or not state.machines:
         raise LabError("lab %s is not up (no %s): start it with `python3 tools/lab.py up%s`"
                        % (lab, paths.state_path(lab), paths.lab_flag(lab)))

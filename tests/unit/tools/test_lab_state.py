@@ -94,6 +94,9 @@ def test_partial_state_keeps_what_was_recorded(cache):
 def test_require_state_says_how_to_bring_the_lab_up(cache):
     with pytest.raises(LabError, match=r"lab unit is not up .*start it with `python3 tools/lab.py up --lab unit`"):
         state.require_state("unit")
+    (cache / "unit" / "state.json").write_text("{", encoding="utf-8")
+    with pytest.raises(LabError, match=r"state.json of lab unit is unreadable: remove the lab with `python3 tools/lab.py down --lab unit`"):
+        state.require_state("unit")
 
 
 def test_other_labs_lists_the_readable_states_beside_this_one(cache):
