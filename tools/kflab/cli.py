@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import lab_summary  # tools/lab_summary.py, beside this package
+
 from . import paths
 from .addressing import group_layout, machine_names, validate_lab_name
 from .errors import LabError, UsageError
@@ -96,8 +98,7 @@ def cmd_boot(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    import lab_summary  # tools/lab_summary.py: its own tool; `lab.py summary` stays for the Makefile
-
+    """``lab.py summary`` (what the Makefile calls) is tools/lab_summary.py, a tool of its own."""
     return lab_summary.main(["--inventory", args.inventory])
 
 
