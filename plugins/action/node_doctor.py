@@ -2,10 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin for kubeforge.cluster.node_doctor: runs the module and times the call on the controller.
 
-The node reports its clock (``time``); the controller's clock before and after the call brackets that
-moment, so ``clock_offset`` = node time - midpoint is exact to within ``clock_uncertainty`` (half the
-call's duration). The ``doctor_report`` filter compares the offsets of all nodes: the skew between two
-nodes is the difference of their offsets, whatever the controller's own clock says.
+The node's clock is read with one ``date +%s.%N`` over the connection (no Python start-up, so the round
+trip is short); the controller's clock before and after brackets that moment, so ``clock_offset`` = node
+time - midpoint is exact to within ``clock_uncertainty`` (half the round trip). Without GNU date the
+module's own ``time`` and the module call's duration are used. The ``doctor_report`` filter compares the
+offsets of all nodes: the skew between two nodes is the difference of their offsets, whatever the
+controller's own clock says.
 """
 
 from __future__ import annotations
@@ -35,7 +37,22 @@ class ActionModule(ActionBase):
         finally:
             self._task.check_mode = saved
         result.update(answer)
-        if isinstance(answer.get("time"), (int, float)):
-            result["clock_offset"] = round(answer["time"] - (started + ended) / 2, 3)
-            result["clock_uncertainty"] = round((ended - started) / 2, 3)
+        if not answer.get("failed"):
+            clock = self._read_clock()
+            if clock is None and isinstance(answer.get("time"), (int, float)):
+                clock = (answer["time"], started, ended)
+            if clock is not None:
+                node_time, before, after = clock
+                result["clock_offset"] = round(node_time - (before + after) / 2, 3)
+                result["clock_uncertainty"] = round((after - before) / 2, 3)
         return result
+
+    def _read_clock(self):
+        """``(node time, controller time before, after)`` from one ``date +%s.%N``; None when that fails."""
+        before = time.time()
+        answer = self._low_level_execute_command("date +%s.%N", sudoable=False)
+        after = time.time()
+        try:
+            return float((answer.get("stdout") or "").strip()), before, after
+        except ValueError:
+            return None

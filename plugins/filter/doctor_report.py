@@ -3,7 +3,7 @@
 """The doctor's table for a whole inventory, and the checks that need several nodes (clock skew).
 
 ``hostvars | kubeforge.cluster.doctor_report(hosts, 'kubeadm_doctor', max_clock_skew=1.0)`` reads each host's
-registered ``node_doctor`` result and returns ``{"lines": [...], "failed": bool, "failures": [...], "counts": {...},
+registered ``node_doctor`` result and returns ``{"lines": [...], "text": one string, "failed": bool, "failures": [...], "counts": {...},
 "clock": {...}}``. Clock skew: each result carries the node's clock offset from the controller and its
 uncertainty (``node_doctor``'s action plugin); the skew of two nodes is at least
 ``|offset_a - offset_b| - (uncertainty_a + uncertainty_b)``, and only that lower bound is compared with
@@ -91,7 +91,7 @@ def doctor_report(hostvars, hosts, var_name="kubeadm_doctor", max_clock_skew=1.0
         lines.append("%-*s  %-*s  %-6s  %s" % (host_width, host, check_width, row["name"], STATUS_TEXT.get(status, status), details[0]))
         lines.extend(" " * indent + line for line in details[1:])
     lines.append("%d pass, %d warn, %d fail, %d skip on %d nodes" % (counts["pass"], counts["warn"], counts["fail"], counts["skip"], len(hosts)))
-    return {"lines": lines, "failed": bool(failures), "failures": failures, "counts": counts, "clock": clock}
+    return {"lines": lines, "text": "\n".join(lines), "failed": bool(failures), "failures": failures, "counts": counts, "clock": clock}
 
 
 class FilterModule:
