@@ -78,9 +78,13 @@ molecule: venv collection-link deps
 benchmarks: venv collection-link
 	@for b in benchmarks/*.py; do echo "== $$b"; python $$b; done
 
+# kubeadm, kubelet and kubectl in the lab are the TEST DOUBLES of tests/doubles (no reachable registry has the real
+# ones), installed through the kubeadm role's artifacts path as an air-gapped operator would.
+LAB_KUBEADM_ARTIFACTS := $(CURDIR)/.cache/kubeadm-test-doubles/debs
 lab: deps venv collection-link
 	python tools/lab.py up --inventory $(LAB_INVENTORY)
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	python tests/doubles/build.py --version 1.37.0 --debs $(LAB_KUBEADM_ARTIFACTS)
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml -e kubeadm_install_method=artifacts -e kubeadm_artifacts_dir=$(LAB_KUBEADM_ARTIFACTS)
 	python tools/lab.py summary --inventory $(LAB_INVENTORY)
 
 lab-down: venv
