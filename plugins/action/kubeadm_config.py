@@ -129,9 +129,13 @@ class ActionModule(ActionBase):
         staged = self._stage(text)
         entry["validated_by_kubeadm"] = self._kubeadm_validate(staged, path, params, secrets, task_vars)
         if not self._task.check_mode:
-            made = self._node_module("ansible.legacy.file", task_vars, path=posixpath.dirname(path), state="directory", mode="0700")
-            if made.get("failed"):
-                raise _NodeError("cannot create %s: %s" % (posixpath.dirname(path), made.get("msg")))
+            directory = posixpath.dirname(path)
+            # the parents (/etc/kubernetes) keep the default mode; only the configuration directory is private
+            for target, mode in ((posixpath.dirname(directory), None), (directory, "0700")):
+                args = dict(path=target, state="directory", mode=mode) if mode else dict(path=target, state="directory")
+                made = self._node_module("ansible.legacy.file", task_vars, **args)
+                if made.get("failed"):
+                    raise _NodeError("cannot create %s: %s" % (target, made.get("msg")))
             copied = self._node_module("ansible.legacy.copy", task_vars, src=staged, dest=path, mode="0600", checksum=wanted,
                                        _original_basename=posixpath.basename(path))
             if copied.get("failed"):

@@ -89,6 +89,8 @@ def check_sandbox_image(host, params):
         view = runtime.read_containerd(host)
         if view is None or view.get("error"):
             return result("sandbox_image", SKIP, evidence="containerd's configuration is not readable")
+        if view["cri_disabled"]:
+            return result("sandbox_image", SKIP, evidence="containerd's CRI plugin is disabled (containerd_cri_plugin)")
         actual = view.get("sandbox_image")
         source = "containerd (%s)" % view["source"]
         fix = "set kubeforge_sandbox_image to %s and converge the containerd role (or sandbox_image in %s), then restart containerd" % (
@@ -108,6 +110,8 @@ def check_cgroup_driver(host, params):
         source = "docker info"
     else:
         view = runtime.read_containerd(host)
+        if view is not None and view.get("cri_disabled"):
+            return result("cgroup_driver", SKIP, evidence="containerd's CRI plugin is disabled (containerd_cri_plugin)")
         actual = None if view is None or view.get("error") else ("systemd" if view["systemd_cgroup"] else "cgroupfs")
         source = "containerd SystemdCgroup (%s)" % (view or {}).get("source")
     kubelet = runtime.kubelet_cgroup_driver(host)

@@ -69,7 +69,8 @@ class Node:
             return {"content": base64.b64encode(Path(module_args["src"]).read_bytes()).decode()}
         if module_name == "ansible.legacy.file":
             Path(module_args["path"]).mkdir(parents=True, exist_ok=True)
-            os.chmod(module_args["path"], int(module_args["mode"], 8))
+            if "mode" in module_args:
+                os.chmod(module_args["path"], int(module_args["mode"], 8))
             return {"changed": True}
         if module_name == "ansible.legacy.copy":
             shutil.copy(module_args["src"], module_args["dest"])
@@ -118,11 +119,12 @@ def test_first_run_validates_with_kubeadm_then_writes_0600(tmp_path):
     assert result["changed"] and result["files"]["init.yaml"] == {
         "path": str(target), "changed": True, "validated_by_kubeadm": True,
         "kinds": ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]}
-    assert [m[0] for m in node.modules] == ["ansible.legacy.command", "ansible.legacy.file", "ansible.legacy.copy"]
+    assert [m[0] for m in node.modules] == ["ansible.legacy.command", "ansible.legacy.file", "ansible.legacy.file", "ansible.legacy.copy"]
+    assert node.modules[1][1] == {"path": str(target.parent.parent), "state": "directory"}  # /etc/kubernetes keeps its mode
     validate = node.modules[0][1]["argv"]
     assert validate[:4] == ["env", "LANG=C", "LC_ALL=C", "LANGUAGE=C"] and validate[4:8] == ["kubeadm", "config", "validate", "--config"]
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and stat.S_IMODE(target.parent.stat().st_mode) == 0o700
-    assert node.modules[2][1]["checksum"] == hashlib.sha1(target.read_bytes()).hexdigest()
+    assert node.modules[3][1]["checksum"] == hashlib.sha1(target.read_bytes()).hexdigest()
     assert TOKEN in target.read_text()  # the file holds it ...
     text = repr(result)
     assert TOKEN not in text and CERT_KEY not in text  # ... the result never shows it
