@@ -329,6 +329,31 @@ class Dnf:
         return argv, self.run(argv)
 
 
+SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+
+
+def manager_for(module, lock_timeout=120):
+    """Apt when dpkg-query and apt-get are on the node, else dnf or yum with rpm; commands run through
+    ``module.run_command`` with ``ENV``."""
+
+    def run(argv):
+        return module.run_command(argv, environ_update=ENV)
+
+    def find(name):
+        return module.get_bin_path(name, opt_dirs=SBIN)
+
+    apt_bins = {name: find(name) for name in ("dpkg-query", "apt-get")}
+    if all(apt_bins.values()):
+        apt_bins.update({name: find(name) for name in ("dpkg-deb", "apt-mark")})
+        return Apt(run, apt_bins, lock_timeout=lock_timeout)
+    rpm = find("rpm")
+    for tool in ("dnf", "yum"):
+        path = find(tool)
+        if rpm and path:
+            return Dnf(run, {"rpm": rpm, tool: path}, tool=tool)
+    raise PackagesError("no supported package manager on this node: neither dpkg-query + apt-get nor rpm + dnf/yum were found in PATH")
+
+
 class Outcome:
     def __init__(self):
         self.changed = False

@@ -173,17 +173,13 @@ stderr:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._packages import (
-    ENV,
-    Apt,
-    Dnf,
     PackagesError,
     ensure,
+    manager_for,
     parse_files,
     parse_names,
 )
 from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_int
-
-SBIN = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
 
 
 def argument_spec():
@@ -200,27 +196,6 @@ def argument_spec():
     )
 
 
-def package_manager(module, lock_timeout):
-    """Apt when dpkg and apt-get are there, else dnf or yum with rpm."""
-
-    def run(argv):
-        return module.run_command(argv, environ_update=ENV)
-
-    def find(name):
-        return module.get_bin_path(name, opt_dirs=SBIN)
-
-    apt_bins = {name: find(name) for name in ("dpkg-query", "apt-get")}
-    if all(apt_bins.values()):
-        apt_bins.update({name: find(name) for name in ("dpkg-deb", "apt-mark")})
-        return Apt(run, apt_bins, lock_timeout=lock_timeout)
-    rpm = find("rpm")
-    for tool in ("dnf", "yum"):
-        path = find(tool)
-        if rpm and path:
-            return Dnf(run, {"rpm": rpm, tool: path}, tool=tool)
-    module.fail_json(msg="no supported package manager on this node: neither dpkg-query + apt-get nor rpm + dnf/yum were found in PATH")
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -235,8 +210,8 @@ def main():
         require_int("lock_timeout", params["lock_timeout"], minimum=0)
     except InputError as exc:
         module.fail_json(msg=str(exc))
-    manager = package_manager(module, params["lock_timeout"])
     try:
+        manager = manager_for(module, params["lock_timeout"])
         outcome = ensure(manager, requests, files, state=params["state"], hold=params["hold"], cache_valid_time=params["cache_valid_time"],
                          recommends=params["install_recommends"], allow_downgrade=params["allow_downgrade"], check_mode=module.check_mode)
     except PackagesError as exc:

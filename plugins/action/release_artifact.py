@@ -1,0 +1,134 @@
+# Copyright: kubeforge.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for kubeforge.cluster.release_artifact: a local artifact is verified and read on the controller.
+
+For ``src`` (the artifacts directory on the controller): the file and its checksum are checked here, before the
+node is contacted; the members of an archive are hashed here, and the node module first only compares its files
+with those hashes (``_inspect``). Only when something differs is the artifact transferred into Ansible's remote
+temporary directory and the module run again to install it. ``url`` and ``remote_src`` go to the module unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible_collections.kubeforge.cluster.plugins.module_utils._artifacts import (
+    BINARY,
+    PACKAGE,
+    TAR,
+    ArtifactError,
+    argument_spec,
+    detect_format,
+    lookup_checksum,
+    member_hashes,
+    mismatch_message,
+    parse_source,
+    parse_targets,
+    sha256_file,
+)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
+
+MODULE = "kubeforge.cluster.release_artifact"
+
+
+def _plain(value):
+    """Task arguments (possibly tagged str/dict subclasses) -> plain Python data."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False  # a remote tmp dir is made only when the artifact must be transferred
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        for internal in ("_expected", "_inspect"):
+            if self._task.args.get(internal) is not None:
+                result.update(failed=True, msg="%s is set by the action plugin, not by a task" % internal)
+                return result
+        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        params = _plain(params)
+        if params.get("url") is not None or params["remote_src"]:
+            result.update(self._module(params, task_vars))
+            return result
+        try:
+            args = self._prepare_local(params)
+        except (ArtifactError, InputError) as exc:
+            result.update(failed=True, changed=False, msg=str(exc))
+            return result
+        local = args.pop("_local")
+        inspected = self._module(dict(args, _inspect=True), task_vars)
+        if inspected.get("failed") or not inspected.pop("transfer_needed", False):
+            result.update(inspected)
+            return result
+        if self._task.check_mode and detect_format(os.path.basename(local), params["format"]) != PACKAGE:
+            result.update(inspected)  # the comparison is exact: no transfer needed to predict
+            return result
+        if not self._connection._shell.tmpdir:
+            self._make_tmp_path()
+        remote = self._connection._shell.join_path(self._connection._shell.tmpdir, os.path.basename(local))
+        self._transfer_file(local, remote)
+        self._fixup_perms2((self._connection._shell.tmpdir, remote))
+        installed = self._module(dict(args, src=remote, remote_src=True, checksum_file=None), task_vars)
+        installed["transferred"] = True
+        result.update(installed)
+        return result
+
+    def _module(self, args, task_vars):
+        return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars, wrap_async=False)
+
+    def _local_file(self, path, variable, option):
+        """The controller path of ``path`` (absolute, or searched like copy's src); missing -> an error naming it."""
+        if os.path.isabs(path):
+            if os.path.isfile(path):
+                return path
+            if os.path.isdir(path):
+                raise ArtifactError("%s: %s is a directory; %s must name the artifact file in it" % (variable, path, option))
+        else:
+            try:
+                return self._find_needle("files", path)
+            except AnsibleError:
+                pass
+        directory, name = os.path.split(path)
+        raise ArtifactError("%s: %s not found in %s" % (variable, name, directory or "the role's files/ or the playbook directory"))
+
+    def _prepare_local(self, params):
+        """Verify the local artifact and compute what the node should have; returns the module's arguments."""
+        variable, checksum = parse_source(params)
+        local = self._local_file(params["src"], variable, "src")
+        name = os.path.basename(local)
+        fmt = detect_format(name, params["format"])
+        targets = parse_targets(params, fmt)
+        where = "checksum"
+        if checksum is None:
+            where = self._local_file(params["checksum_file"], variable, "checksum_file")
+            with open(where, "rb") as handle:
+                text = handle.read().decode("utf-8", errors="replace")
+            checksum = lookup_checksum(text, name, where, variable)
+        actual = sha256_file(local)
+        if actual != checksum:
+            raise ArtifactError(mismatch_message(variable, local, actual, checksum, where))
+        expected = None
+        if fmt == TAR:
+            expected = member_hashes(local, params["strip_components"], targets, params.get("dest"), variable, name)
+        elif fmt == BINARY:
+            target = targets[0]
+            expected = {target.dest: {"sha256": checksum, "mode": "%04o" % target.mode}}
+        args = dict(params, src=local, checksum=checksum, checksum_file=None, variable=variable, _expected=expected, _local=local)
+        return args
