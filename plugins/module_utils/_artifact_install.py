@@ -252,7 +252,7 @@ class Installer:
                 return self._finish(comparison, [], comparison.metadata)
             self.result["reasons"] += comparison.reasons
             if inspect_only:
-                self.result.update(changed=True, transfer_needed=True)
+                self.result.update(changed=True, transfer_needed=True, installed=sorted(comparison.content))
                 if self.module._diff:
                     self.result["diff"] = comparison.diff(req.uid, req.gid, comparison.content + comparison.metadata)
                 return self.result
