@@ -4,7 +4,7 @@
 
 For ``src`` (the artifacts directory on the controller): the file and its checksum are checked here, before the
 node is contacted; the members of an archive are hashed here, and the node module first only compares its files
-with those hashes (``_inspect``). Only when something differs is the artifact transferred into Ansible's remote
+with those hashes (``compare_only``). Only when something differs is the artifact transferred into Ansible's remote
 temporary directory and the module run again to install it. ``url`` and ``remote_src`` go to the module unchanged.
 """
 
@@ -58,7 +58,7 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         del tmp
-        for internal in ("_expected", "_inspect"):
+        for internal in ("expected_files", "compare_only"):
             if self._task.args.get(internal) is not None:
                 result.update(failed=True, msg="%s is set by the action plugin, not by a task" % internal)
                 return result
@@ -73,7 +73,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False, msg=str(exc))
             return result
         local = args.pop("_local")
-        inspected = self._module(dict(args, _inspect=True), task_vars)
+        inspected = self._module(dict(args, compare_only=True), task_vars)
         if inspected.get("failed") or not inspected.pop("transfer_needed", False):
             result.update(inspected)
             return result
@@ -130,5 +130,5 @@ class ActionModule(ActionBase):
         elif fmt == BINARY:
             target = targets[0]
             expected = {target.dest: {"sha256": checksum, "mode": "%04o" % target.mode}}
-        args = dict(params, src=local, checksum=checksum, checksum_file=None, variable=variable, _expected=expected, _local=local)
+        args = dict(params, src=local, checksum=checksum, checksum_file=None, variable=variable, expected_files=expected, _local=local)
         return args

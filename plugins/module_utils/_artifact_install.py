@@ -5,7 +5,7 @@
 Order of work, so that a bad artifact never changes the node:
 
 1. What should be installed is known without the artifact when possible: a binary's content is its checksum; the
-   controller sends the member hashes of a local tarball (``_expected``); for a download, the state file written by
+   controller sends the member hashes of a local tarball (``expected_files``); for a download, the state file written by
    the last install records the artifact checksum and the hashes it installed. When every installed file has that
    content, nothing is transferred or downloaded (only a mode or owner may be fixed).
 2. Otherwise the artifact is downloaded into a private temporary directory (or was transferred by the action plugin)
@@ -385,8 +385,8 @@ class Installer:
             self.result["package"] = {"name": name, "version": version}
             if now.get(name, {}).get("version") == version:
                 return self.result
-            self.result["reasons"].append("%s %s from %s is not installed (%s is)" % (name, version, req.artifact_name,
-                                                                                    now.get(name, {}).get("version") or "nothing"))
+            current = now.get(name, {}).get("version") or "nothing"
+            self.result["reasons"].append("%s %s from %s is not installed (%s is)" % (name, version, req.artifact_name, current))
         else:
             self.result["reasons"].append("no record in %s that %s was installed" % (req.state_dir, req.artifact_name))
         if inspect_only:

@@ -60,8 +60,8 @@ def argument_spec():
         validate_certs=dict(type="bool", default=True),
         allow_downgrade=dict(type="bool", default=False),
         # set by the action plugin: the member hashes it computed, and "only compare, the artifact is not on the node"
-        _expected=dict(type="dict"),
-        _inspect=dict(type="bool", default=False),
+        expected_files=dict(type="dict"),
+        compare_only=dict(type="bool", default=False),
     )
 
 

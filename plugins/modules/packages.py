@@ -56,7 +56,8 @@ options:
   state:
     description:
       - V(present) installs what is missing or at another version than pinned.
-      - V(absent) removes the installed ones (C(apt-get remove): configuration files stay); pins are not allowed.
+      - V(absent) removes the installed ones with C(apt-get remove), which keeps their configuration files; pins are
+        not allowed.
     type: str
     choices: [present, absent]
     default: present

@@ -9,11 +9,12 @@ module: release_artifact
 short_description: Install a release binary, tarball or package from an artifacts directory or a URL, checksum first
 version_added: 0.2.0
 description:
-  - The collection's one way to install software that comes as a release artifact: a single binary, a tar archive
-    (members selected, leading directories stripped, each to its own path and mode) or a C(.deb)/C(.rpm) package.
-  - The source is either O(src), a file on the controller (the air-gapped artifacts directory, e.g.
-    C({{ crictl_artifacts_dir }}/crictl-v1.36.0-linux-amd64.tar.gz)) verified against O(checksum) or a
-    C(SHA256SUMS)-style O(checksum_file), or O(url), downloaded by the node into a private temporary directory and
+  - The collection's one way to install software that comes as a release artifact, which is a single binary, a tar
+    archive (members selected, leading directories stripped, each to its own path and mode) or a C(.deb)/C(.rpm)
+    package.
+  - The source is either O(src), a file on the controller (the air-gapped artifacts directory, for example
+    C(/srv/artifacts/crictl-v1.36.0-linux-amd64.tar.gz)) verified against O(checksum) or a checksum list
+    O(checksum_file) such as C(SHA256SUMS), or O(url), downloaded by the node into a private temporary directory and
     verified against the required O(checksum).
   - The sha256 is verified before anything on the node changes (on the controller for O(src)); a missing artifact or a
     checksum mismatch fails with a message naming the file and the role variable (O(variable)).
@@ -70,8 +71,8 @@ options:
     type: str
   format:
     description:
-      - What the artifact is. V(auto) decides by its name: C(.tar.gz), C(.tgz), C(.tar), C(.tar.xz), C(.tar.bz2) are
-        V(tar), C(.deb) and C(.rpm) are V(package), anything else is a single V(binary).
+      - What the artifact is. V(auto) decides by its name, so C(.tar.gz), C(.tgz), C(.tar), C(.tar.xz) and C(.tar.bz2)
+        are V(tar), C(.deb) and C(.rpm) are V(package), anything else is a single V(binary).
     type: str
     choices: [auto, binary, tar, package]
     default: auto
@@ -127,6 +128,17 @@ options:
     default: true
   allow_downgrade:
     description: A V(package) artifact may install an older version than the installed one.
+    type: bool
+    default: false
+  expected_files:
+    description:
+      - Set by the action plugin, not by tasks (a task that sets it fails). For O(src), the sha256 and mode of each
+        file the artifact installs, computed on the controller.
+    type: dict
+  compare_only:
+    description:
+      - Set by the action plugin, not by tasks. Only compare the node's files with O(expected_files) and report
+        whether the artifact must be transferred.
     type: bool
     default: false
 notes:
@@ -234,7 +246,7 @@ def build_request(params):
     """The validated request; raises InputError or ArtifactError."""
     variable, checksum = parse_source(params)
     if params.get("src") is not None and params.get("url") is None:
-        if not params["remote_src"] and params.get("_expected") is None and not params["_inspect"]:
+        if not params["remote_src"] and params.get("expected_files") is None and not params["compare_only"]:
             raise InputError("remote_src", "the module was called without its action plugin; with src on the node set remote_src=true")
         absolute_path("src", params["src"])
         if checksum is None:
@@ -263,7 +275,7 @@ def main():
 
     installer = Installer(module, request, package_manager=packages)
     try:
-        result = installer.run(expected=module.params["_expected"], inspect_only=module.params["_inspect"])
+        result = installer.run(expected=module.params["expected_files"], inspect_only=module.params["compare_only"])
     except ArtifactError as exc:
         module.fail_json(msg=exc.msg, checksum=request.checksum, **exc.extra)
     except (OSError, InputError) as exc:

@@ -130,7 +130,7 @@ def test_check_then_install_then_converged_run_transfers_nothing(node, tmp_path,
     result = run(node, tar_args(tmp_path, artifacts))
     assert not result.get("failed"), result
     assert (result["changed"], result["transferred"]) == (True, True)
-    assert node.transfers == [TARBALL] and [c["_inspect"] for c in node.calls] == [True, False]
+    assert node.transfers == [TARBALL] and [c["compare_only"] for c in node.calls] == [True, False]
     assert (bin_dir / "crictl").read_bytes() == CRICTL and (bin_dir / "cri-dockerd").read_bytes() == DOCKERD
     assert mode(bin_dir / "crictl") == 0o755 and mode(bin_dir / "cri-dockerd") == 0o755
     assert not (bin_dir / "LICENSE").exists()
@@ -221,5 +221,5 @@ def test_single_binary_with_an_inline_checksum(node, tmp_path, artifacts):
 
 
 def test_internal_options_cannot_be_set_by_a_task(node, tmp_path, artifacts):
-    result = run(node, tar_args(tmp_path, artifacts, _expected={}))
-    assert result == {"failed": True, "msg": "_expected is set by the action plugin, not by a task"}
+    result = run(node, tar_args(tmp_path, artifacts, expected_files={}))
+    assert result == {"failed": True, "msg": "expected_files is set by the action plugin, not by a task"}

@@ -209,7 +209,7 @@ def test_package_artifact_records_the_version_and_needs_no_transfer_once_install
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name
                         if name in ("dpkg-query", "dpkg-deb", "apt-get", "apt-mark") else None)
     base = {"src": str(deb), "checksum": sha256(deb.read_bytes()), "state_dir": str(node["state"]), "variable": "crictl_artifacts_dir"}
-    kind, result = run(dict(base, _inspect=True))
+    kind, result = run(dict(base, compare_only=True))
     assert (result["changed"], result["transfer_needed"]) == (True, True)
     assert result["reasons"] == ["no record in %s that %s was installed" % (node["state"], deb.name)]
     kind, result = run(dict(base, remote_src=True))
@@ -217,6 +217,6 @@ def test_package_artifact_records_the_version_and_needs_no_transfer_once_install
         ExitJson, True, ["cri-tools"], {"name": "cri-tools", "version": "1.36.0-1.1"}), result
     assert json.loads((node["state"] / "package-cri-tools.json").read_text())["package_version"] == "1.36.0-1.1"
     dpkg.calls.clear()
-    kind, result = run(dict(base, _inspect=True))
+    kind, result = run(dict(base, compare_only=True))
     assert (result["changed"], result.get("transfer_needed")) == (False, None)
     assert [c[0] for c in dpkg.calls] == ["/usr/bin/dpkg-query"]
