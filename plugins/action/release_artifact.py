@@ -10,7 +10,10 @@ temporary directory and the module run again to install it. ``url`` and ``remote
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import tempfile
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
@@ -31,6 +34,52 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._artifacts impor
 from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
 
 MODULE = "kubeforge.cluster.release_artifact"
+
+
+class HashCache:
+    """What the controller computed from an artifact file, kept across hosts and runs.
+
+    Hashing the members of a 30 MB tarball costs about half a second of CPU, paid per host and run otherwise. An entry
+    is keyed by the file's device, inode, size, mtime and ctime (ctime cannot be set back by hand), so a replaced or
+    edited artifact is hashed again. When an artifact is transferred, the node verifies its sha256 itself, so the
+    cache never lets unverified content through. ``$XDG_CACHE_HOME/kubeforge/artifacts`` (``~/.cache/...``); no cache
+    when it cannot be written.
+    """
+
+    def __init__(self, directory=None):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        self.directory = directory or os.path.join(base, "kubeforge", "artifacts")
+
+    def _entry(self, path):
+        info = os.stat(path)
+        identity = [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        name = hashlib.sha256(os.path.realpath(path).encode("utf-8")).hexdigest()[:32] + ".json"
+        return os.path.join(self.directory, name), identity
+
+    def get(self, path, key, compute):
+        """The cached value of ``key`` for the file at ``path``, computed and stored when missing."""
+        cache_file, identity = self._entry(path)
+        data = {}
+        try:
+            with open(cache_file) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            pass
+        if not isinstance(data, dict) or data.get("identity") != identity:
+            data = {"identity": identity, "values": {}}
+        if key in data["values"]:
+            return data["values"][key]
+        value = compute()
+        data["values"][key] = value
+        try:
+            os.makedirs(self.directory, 0o700, exist_ok=True)
+            fd, staged = tempfile.mkstemp(dir=self.directory, prefix=".cache-")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle)
+            os.rename(staged, cache_file)
+        except OSError:
+            pass  # a read-only home: no cache, same results
+        return value
 
 
 def _plain(value):
@@ -121,12 +170,15 @@ class ActionModule(ActionBase):
             with open(where, "rb") as handle:
                 text = handle.read().decode("utf-8", errors="replace")
             checksum = lookup_checksum(text, name, where, variable)
-        actual = sha256_file(local)
+        cache = HashCache()
+        actual = cache.get(local, "sha256", lambda: sha256_file(local))
         if actual != checksum:
             raise ArtifactError(mismatch_message(variable, local, actual, checksum, where))
         expected = None
         if fmt == TAR:
-            expected = member_hashes(local, params["strip_components"], targets, params.get("dest"), variable, name)
+            key = json.dumps(["members", params["strip_components"], params.get("dest"),
+                              None if targets is None else [[t.member, t.dest, t.mode] for t in targets]])
+            expected = cache.get(local, key, lambda: member_hashes(local, params["strip_components"], targets, params.get("dest"), variable, name))
         elif fmt == BINARY:
             target = targets[0]
             expected = {target.dest: {"sha256": checksum, "mode": "%04o" % target.mode}}

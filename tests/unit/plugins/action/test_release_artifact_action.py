@@ -16,6 +16,7 @@ from unittest.mock import MagicMock
 import pytest
 from artifact_builder import make_tarball, sha256, write_sums
 from module_harness import FailJson, call_main, patch_module_exits
+from ansible_collections.kubeforge.cluster.plugins.action import release_artifact as action_plugin
 from ansible_collections.kubeforge.cluster.plugins.action.release_artifact import ActionModule
 from ansible_collections.kubeforge.cluster.plugins.modules import release_artifact
 
@@ -70,6 +71,7 @@ class Node:
 @pytest.fixture
 def node(tmp_path, monkeypatch):
     patch_module_exits(monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "controller-cache"))
     return Node(tmp_path)
 
 
@@ -223,3 +225,18 @@ def test_single_binary_with_an_inline_checksum(node, tmp_path, artifacts):
 def test_internal_options_cannot_be_set_by_a_task(node, tmp_path, artifacts):
     result = run(node, tar_args(tmp_path, artifacts, expected_files={}))
     assert result == {"failed": True, "msg": "expected_files is set by the action plugin, not by a task"}
+
+
+def test_member_hashes_are_computed_once_per_artifact_file(node, tmp_path, artifacts, monkeypatch):
+    computed = []
+    real = action_plugin.member_hashes
+    monkeypatch.setattr(action_plugin, "member_hashes", lambda *a: computed.append(a[0]) or real(*a))
+    run(node, tar_args(tmp_path, artifacts))
+    result = run(node, tar_args(tmp_path, artifacts))
+    assert result["changed"] is False and len(computed) == 1, "the second run (another host, the next run) reuses the hashes"
+    run(node, tar_args(tmp_path, artifacts, members=["crictl"]))
+    assert len(computed) == 2, "another selection of members is another entry"
+    make_tarball(artifacts / TARBALL, {"cri-tools/crictl": b"v1.37", "cri-tools/cri-dockerd": DOCKERD})
+    write_sums(artifacts, TARBALL, "runc.amd64")
+    result = run(node, tar_args(tmp_path, artifacts))
+    assert len(computed) == 3 and result["changed"] is True and (tmp_path / "usr/local/bin/crictl").read_bytes() == b"v1.37"
