@@ -241,7 +241,7 @@ class Installer:
             state = StateFile(req.state_dir, files_state_key(req.dest, req.targets, req.strip))
             recorded = state.load()
             if recorded and recorded.get("checksum") == req.checksum and self._same_dests(recorded.get("files", {})):
-                expected = recorded["files"]
+                expected = self._with_requested_modes(recorded["files"])
             else:
                 self.result["reasons"].append("%s: no record that %s installed these files" % (state.path, req.artifact_name)
                                               if not recorded else "%s: installed from another artifact (sha256 %s)" % (state.path, recorded.get("checksum")))
@@ -272,6 +272,18 @@ class Installer:
         if req.fmt == BINARY:
             return self._install_binary(path)
         return self._install_tar(path, expected, state)
+
+    def _with_requested_modes(self, files):
+        """The recorded files with the modes this task asks for (a mode given now wins over the archive's)."""
+        modes = {t.dest: t.mode for t in self.req.targets or [] if t.mode is not None}
+        default = self.req.params.get("mode")
+        result = {}
+        for dest, want in files.items():
+            mode = modes.get(dest)
+            if mode is None and default is not None and self.req.targets is None:
+                mode = int(default, 8)
+            result[dest] = dict(want, mode="%04o" % mode) if mode is not None else dict(want)
+        return result
 
     def _same_dests(self, files):
         if self.req.targets is None:

@@ -110,6 +110,17 @@ def test_url_drift_and_upgrade(server, node, tmp_path):
     assert "sha256:%s" % sha256(CRICTL) in result["diff"]["before"] and "sha256:%s" % sha256(CRICTL_NEXT) in result["diff"]["after"]
 
 
+def test_url_mode_change_is_applied_without_a_download(server, node, tmp_path):
+    data = tarball_bytes(tmp_path, CRICTL)
+    server.files[URL] = data
+    run(url_args(node, data))
+    server.downloads.clear()
+    kind, result = run(url_args(node, data, mode="0700"))
+    assert (result["changed"], result["installed"], server.downloads) == (True, [], [])
+    assert result["reasons"] == ["%s: mode 0755, wanted 0700" % (node["bin"] / "crictl")]
+    assert os.stat(node["bin"] / "crictl").st_mode & 0o777 == 0o700
+
+
 def test_url_state_missing_but_files_identical_is_no_change(server, node, tmp_path):
     data = tarball_bytes(tmp_path, CRICTL)
     server.files[URL] = data
