@@ -185,16 +185,16 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
                 task("url", "kubeforge.cluster.release_artifact", url_artifact(server["url"], checksum))]
 
     # 1. check mode on the fresh machine (no python3-apt): predicts, changes nothing, transfers nothing
-    results, _ = play(lab, "1-check-fresh", converge, check=True)
+    results = play(lab, "1-check-fresh", converge, check=True)[0]
     assert results["pkgs"]["changed"] is True and results["pkgs"]["installed"] == ["jq", "tree"]
     assert results["local"]["changed"] is True and results["local"]["transferred"] is False
     assert sorted(results["local"]["installed"]) == ["/usr/local/bin/cri-dockerd", "/usr/local/bin/crictl"]
     assert results["url"]["changed"] is True and server["requests"] == []
-    rc, out, _ = ssh(lab, "dpkg-query -W -f='${db:Status-Status}' tree python3-apt; ls /usr/local/bin /opt/kubeforge-url 2>&1")
+    rc, out, err = ssh(lab, "dpkg-query -W -f='${db:Status-Status}' tree python3-apt; ls /usr/local/bin /opt/kubeforge-url 2>&1")
     assert "installed" not in out and "crictl" not in out
 
     # 2. apply
-    results, _ = play(lab, "2-apply", converge)
+    results = play(lab, "2-apply", converge)[0]
     assert results["pkgs"]["changed"] is True and results["pkgs"]["packages"]["tree"]["version"]
     tree_version = results["pkgs"]["packages"]["tree"]["version"]
     assert (results["local"]["changed"], results["local"]["transferred"], results["local"]["checksum"]) == (True, True, checksum)
@@ -214,15 +214,16 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
     assert results["local"]["transferred"] is False and results["url"]["transferred"] is False
     assert not [line for line in stdout.splitlines() if "PUT " in line and TARBALL in line]
     assert server["requests"] == ["/" + TARBALL]
-    results, _ = play(lab, "3-converged-check", converge, check=True)
+    results = play(lab, "3-converged-check", converge, check=True)[0]
     assert [results[k]["changed"] for k in ("pkgs", "local", "url")] == [False, False, False]
 
     # 4. holds, pins, failures that leave everything as it was
     ssh(lab, "cd /root && apt-get download -q tree >/dev/null 2>&1")
-    rc, deb, _ = ssh(lab, "ls /root/tree_*.deb")
+    rc, deb, err = ssh(lab, "ls /root/tree_*.deb")
+    assert rc == 0, "apt-get download tree on the machine: " + err
     deb = deb.strip()
     other = "sha256:" + "0" * 64
-    results, _ = play(lab, "4-holds-and-errors", [
+    results = play(lab, "4-holds-and-errors", [
         task("hold", "kubeforge.cluster.packages", packages(["tree=" + tree_version, "jq"], hold=True)),
         task("hold_again", "kubeforge.cluster.packages", packages(["tree=" + tree_version.split("-")[0] + "*"], hold=True)),
         task("unknown", "kubeforge.cluster.packages", packages(["tree", "no-such-package-kubeforge"]), ignore_errors=True),
@@ -234,7 +235,7 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
         task("remove", "kubeforge.cluster.packages", packages(["tree"], state="absent")),
         task("deb", "kubeforge.cluster.packages", {"debs": [deb]}),
         task("deb_again", "kubeforge.cluster.packages", {"debs": [deb]}),
-    ])
+    ])[0]
     assert (results["hold"]["changed"], sorted(results["hold"]["held"])) == (True, ["jq", "tree"])
     assert results["hold_again"]["changed"] is False
     assert results["unknown"]["failed"] is True and results["unknown"]["rc"] == 100
@@ -249,8 +250,9 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
         % (server["url"], checksum, "0" * 64))
     assert (results["remove"]["changed"], results["remove"]["removed"]) == (True, ["tree"]), "a held package is released and removed"
     assert (results["deb"]["changed"], results["deb"]["installed"], results["deb_again"]["changed"]) == (True, ["tree"], False)
-    rc, out, _ = ssh(lab, "apt-mark showhold; crictl --version; /opt/kubeforge-url/bin/crictl --version; sha256sum /usr/local/bin/crictl; "
+    rc, out, err = ssh(lab, "apt-mark showhold; crictl --version; /opt/kubeforge-url/bin/crictl --version; sha256sum /usr/local/bin/crictl; "
                           "ls -a /usr/local/bin /opt/kubeforge-url/bin")
+    assert rc == 0, out + err
     assert "jq" in out.split() and "tree" not in out.split("crictl")[0].split()
     assert out.count("crictl version v1.36.0") == 2 and "%s  /usr/local/bin/crictl" % crictl in out, "the old binaries are intact"
     assert ".kubeforge-" not in out, "no staged files left behind"
