@@ -251,7 +251,7 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
     assert (results["remove"]["changed"], results["remove"]["removed"]) == (True, ["tree"]), "a held package is released and removed"
     assert (results["deb"]["changed"], results["deb"]["installed"], results["deb_again"]["changed"]) == (True, ["tree"], False)
     rc, out, err = ssh(lab, "apt-mark showhold; crictl --version; /opt/kubeforge-url/bin/crictl --version; sha256sum /usr/local/bin/crictl; "
-                          "ls -a /usr/local/bin /opt/kubeforge-url/bin")
+                            "ls -a /usr/local/bin /opt/kubeforge-url/bin")
     assert rc == 0, out + err
     assert "jq" in out.split() and "tree" not in out.split("crictl")[0].split()
     assert out.count("crictl version v1.36.0") == 2 and "%s  /usr/local/bin/crictl" % crictl in out, "the old binaries are intact"
