@@ -118,7 +118,7 @@ def _section(lines, entry, table, indent):
 def registry_file(host, settings, option="containerd_registries"):
     """``{"content": hosts.toml text, "secret": bool}`` for one registry host (validated first)."""
     where = "%s[%r]" % (option, host)
-    if host != "_default":
+    if not isinstance(host, str) or host != "_default":
         try:
             host_name(where, host, allow_port=True)
         except InputError as exc:
@@ -150,8 +150,9 @@ def registry_file(host, settings, option="containerd_registries"):
 def containerd_registry_files(registries, option="containerd_registries"):
     """Registry host -> ``{"content", "secret"}`` for every entry of ``registries``; errors name the entry."""
     try:
-        require_dict(option, registries)
-        return {host: registry_file(host, registries[host], option) for host in sorted(registries)}
+        if not isinstance(registries, dict):
+            raise InputError(option, "must be a dict keyed by registry host, got %s" % type_name(registries))
+        return {host: registry_file(host, registries[host], option) for host in sorted(registries, key=str)}
     except InputError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -266,6 +266,6 @@ def test_crictl_role(node, tmp_path):
     backups = [p for p in tmp_path.iterdir() if p.name.startswith("crictl.yaml.") and p.name != "crictl.yaml"]
     assert len(backups) == 1 and yaml.safe_load(backups[0].read_text(encoding="utf-8")) == expected
 
-    # an explicit endpoint needs no detection; a malformed one is refused by name
-    proc, counts = ansible_playbook(tmp_path, play, {"crictl_config_path": str(config), "crictl_runtime_endpoint": "/run/x.sock"})
-    assert proc.returncode != 0 and "crictl_runtime_endpoint and crictl_image_endpoint must be empty" in proc.stdout
+    # a malformed endpoint is refused by name
+    proc, counts = ansible_playbook(tmp_path, play, {"crictl_config_path": str(config), "kubeforge_cri_socket": "x.sock"})
+    assert proc.returncode != 0 and "kubeforge_cri_socket='x.sock'" in proc.stdout
