@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """No secret reaches the output: a converge at -vv --diff with every secret variable of every role set.
 
-Runs after test_default.py (file order), on the converged machines: the secrets in ../secrets.yml differ from the
+Runs after test_default.py (file order), on the converged machines: the secrets in ../vars/secrets.yml differ from the
 inventory's, so the files holding them change, and both the old values (from the inventory) and the new ones are
 searched for in the output, raw and in the forms the roles encode them (Basic auth base64).
 """
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
-SECRETS_FILE = SCENARIO / "secrets.yml"
+SECRETS_FILE = SCENARIO / "vars" / "secrets.yml"
 SECRET_KEYS = {"password", "token", "secret", "private_key", "auth", "headers"}
 
 
