@@ -20,16 +20,19 @@ import yaml
 SCENARIO = Path(__file__).resolve().parents[1]
 SECRETS_FILE = SCENARIO / "vars" / "secrets.yml"
 SECRET_KEYS = {"password", "token", "secret", "private_key", "auth", "headers"}
+# keys below a secret key that are not secret themselves (a registry user name is printed in logs legitimately)
+PUBLIC_KEYS = {"username"}
 
 
 def secret_values(data, under_secret=False):
-    """Every string below a secret key, plus the base64 user:password of every auth dict."""
+    """Every string below a secret key (user names aside), plus the base64 user:password of every auth dict."""
     found = set()
     if isinstance(data, dict):
         if isinstance(data.get("username"), str) and isinstance(data.get("password"), str):
             found.add(base64.b64encode(("%s:%s" % (data["username"], data["password"])).encode()).decode())
         for key, value in data.items():
-            found |= secret_values(value, under_secret or str(key).lower() in SECRET_KEYS)
+            if str(key).lower() not in PUBLIC_KEYS:
+                found |= secret_values(value, under_secret or str(key).lower() in SECRET_KEYS)
     elif isinstance(data, list):
         for value in data:
             found |= secret_values(value, under_secret)
