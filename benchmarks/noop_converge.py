@@ -63,10 +63,10 @@ def main(argv=None):
             return 1
         walls.append(wall)
         cpus.append(cpu)
-        per_node = sorted({(c["ok"], c["skipped"]) for c in recap.values()})
+        per_node = ", ".join("%d/%d" % pair for pair in sorted({(c["ok"], c["skipped"]) for c in recap.values()}))
+        per_task_ms = 1000 * cpu / sum(c["ok"] for c in recap.values())
         print("run %d: %d nodes, wall %.1f s, controller CPU %.2f s (%.0f ms per executed task and node), "
-              "ok/skipped per node %s" % (number, len(recap), wall, cpu, 1000 * cpu / sum(c["ok"] for c in recap.values()),
-                                           ", ".join("%d/%d" % pair for pair in per_node)))
+              "ok/skipped per node %s" % (number, len(recap), wall, cpu, per_task_ms, per_node))
     print("median of %d: wall %.1f s, controller CPU %.2f s (load average now %.1f; other work on the machine inflates both)"
           % (args.runs, statistics.median(walls), statistics.median(cpus), os.getloadavg()[0]))
     return 0
