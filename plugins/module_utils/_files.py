@@ -70,6 +70,20 @@ def read_text(path):
                                % (path, data[exc.start], exc.start)) from None
 
 
+def read_managed(path):
+    """``(resolved path, bytes or None, text or None)`` of a managed file under the symlink rule; a file that is
+    not UTF-8 is named in the error."""
+    resolved = resolve_managed(path)
+    data = read_bytes(resolved)
+    if data is None:
+        return resolved, None, None
+    try:
+        return resolved, data, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManagedFileError("%s is not UTF-8 text (byte 0x%02x at offset %d); fix or remove the file"
+                               % (path, data[exc.start], exc.start)) from None
+
+
 def sha256_hex(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 

@@ -148,10 +148,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._files import (
     ManagedFileError,
-    read_bytes,
+    read_managed,
     remove_file,
     replace_file,
-    resolve_managed,
 )
 from ansible_collections.kubeforge.cluster.plugins.module_utils._sysctl_dropin import (
     SysctlError,
@@ -183,19 +182,6 @@ def argument_spec():
     )
 
 
-def read_dropin(path):
-    """``(resolved path, bytes or None, text or None)`` of the drop-in under the collection's symlink rule."""
-    resolved = resolve_managed(path)
-    data = read_bytes(resolved)
-    if data is None:
-        return resolved, None, None
-    try:
-        return resolved, data, data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManagedFileError("%s is not UTF-8 text (byte 0x%02x at offset %d); fix or remove the file"
-                               % (path, data[exc.start], exc.start)) from None
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_if=[("state", "present", ["settings"])])
     params = module.params
@@ -206,7 +192,7 @@ def main():
         result["path"] = path
         if params["state"] == "present":
             wanted, components, raise_keys = validate(params["settings"], params["raise_only"])
-        resolved, before_bytes, before_text = read_dropin(path)
+        resolved, before_bytes, before_text = read_managed(path)
     except (InputError, ManagedFileError) as exc:
         module.fail_json(msg=str(exc), **result)
     diff = {"before_header": path, "after_header": path, "before": before_text or "", "after": ""}
