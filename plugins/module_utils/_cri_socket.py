@@ -179,7 +179,7 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
 
     try:
         result = grpc.grpc_unary(path, CRI_V1_VERSION, grpc.encode_string_field(1, "v1"), deadline=deadline)
-    except grpc.AccessDenied as exc:
+    except (grpc.AccessDenied, grpc.Busy) as exc:
         entry["reason"] = "%s; CRI capability undecided" % exc
         return entry
     except (grpc.NotFound, grpc.NotListening) as exc:

@@ -90,6 +90,12 @@ class Timeout(ProbeError):
     kind = "timeout"
 
 
+class Busy(Timeout):
+    """A listener that accepts no connection (its backlog is full): a daemon may be there, but it does not answer."""
+
+    kind = "busy"
+
+
 # --------------------------------------------------------------------------------------
 # protobuf wire format (just what the probes need)
 
@@ -355,8 +361,8 @@ class _Connection:
             sock.connect(self.path)
         except socket.timeout:
             sock.close()
-            raise Timeout("connect did not complete within %.1fs (the listener's backlog is full: it accepts no "
-                          "connections)" % self.deadline.seconds) from None
+            raise Busy("connect did not complete within %.1fs (the listener's backlog is full: it accepts no "
+                       "connections)" % self.deadline.seconds) from None
         except Timeout:
             sock.close()
             raise
@@ -372,7 +378,7 @@ class _Connection:
             if code in (errno.EACCES, errno.EPERM):
                 raise AccessDenied("permission denied connecting to the socket (run as root / become: true)") from None
             if code == errno.EAGAIN:
-                raise Timeout("connect failed: the listener's backlog is full (it accepts no connections)") from None
+                raise Busy("connect failed: the listener's backlog is full (it accepts no connections)") from None
             raise NotListening("connect failed: %s" % (os.strerror(code) if code else exc)) from None
         self.sock = sock
 
@@ -531,6 +537,8 @@ def _read_answer(conn):
         if frame_type == FRAME_PUSH_PROMISE:
             raise ProtocolError("PUSH_PROMISE although push was disabled")
         if frame_type == FRAME_HEADERS:
+            if len(blocks) >= 2:
+                raise ProtocolError("the peer sent a third header block on one stream (gRPC has headers and trailers only)")
             pending = bytearray(_strip_padding(flags, payload, frame_type))
             pending_frames = 1
             pending_end_stream = bool(flags & FLAG_END_STREAM)
