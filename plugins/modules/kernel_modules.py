@@ -53,8 +53,9 @@ options:
         the kernel's array syntax). A module that is already loaded is not reloaded to change its parameters.
       - C(reason) (str) why the module is needed, quoted in the failure message, for example C(kube-proxy ipvs mode).
       - Anything else (unknown keys, a list as a name, a float as a parameter value) is refused, not converted.
-    type: list
-    elements: raw
+      - The option is a list; it is declared C(raw) so that a scalar (V(false), a number, a comma-separated string)
+        is refused instead of being turned into a list of one made-up module name.
+    type: raw
     required: true
   persist:
     description: Write the boot-time files under C(/etc/modules-load.d) and C(/etc/modprobe.d). When false, no file is touched.
@@ -189,7 +190,7 @@ C_LOCALE = {"LANGUAGE": "C", "LC_ALL": "C"}
 
 def argument_spec():
     return dict(
-        modules=dict(type="list", elements="raw", required=True),
+        modules=dict(type="raw", required=True),
         persist=dict(type="bool", default=True),
         persist_file=dict(type="str", default="kubeforge.conf"),
     )
