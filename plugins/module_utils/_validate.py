@@ -10,6 +10,7 @@ silently (a list is never turned into the string ``"['a']"``, a bool is not an i
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 
@@ -272,10 +273,22 @@ def mask_secrets(data, extra=()):
     return data
 
 
+def _escaped_forms(secret):
+    """How a secret can appear in rendered text: raw, TOML/JSON-escaped (quotes and backslashes, control characters
+    as ``\\n`` or ``\\u001b`` in either case of hex, non-ASCII raw or as ``\\uXXXX``)."""
+    forms = {secret, secret.replace("\\", "\\\\").replace('"', '\\"')}
+    for ascii_only in (False, True):
+        escaped = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        forms.add(escaped)
+        forms.add(re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), escaped))
+    return forms
+
+
 def mask_text(text, secrets):
     """``text`` with every occurrence of each secret (raw, and as TOML/JSON would escape it) replaced by ``MASK``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
-        for form in {secret, escaped}:
-            text = text.replace(form, MASK)
+    forms = set()
+    for secret in {s for s in secrets if s}:
+        forms.update(_escaped_forms(secret))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
