@@ -39,10 +39,9 @@ def type_name(value):
     """How a value's type reads in a message (``a list``, ``a bool``, ...)."""
     if value is None:
         return "null"
-    names = {bool: "a bool", int: "an integer", float: "a float", str: "a string", list: "a list",
-             tuple: "a list", dict: "a dict", bytes: "bytes"}
-    for kind, name in names.items():
-        if type(value) is kind:
+    for kind, name in ((bool, "a bool"), (int, "an integer"), (float, "a float"), (str, "a string"),
+                       ((list, tuple), "a list"), (dict, "a dict"), (bytes, "bytes")):
+        if isinstance(value, kind):
             return name
     return "a %s" % type(value).__name__
 
