@@ -43,10 +43,10 @@ options:
   modules:
     description:
       - Modules to ensure. Each item is a module name, or a dict with the keys below.
-      - C(name) (str, required) the module name, for example C(br_netfilter): 1 to 55 letters, digits, C(_) and C(-),
+      - C(name) (str, required) the module name, for example C(br_netfilter), of 1 to 55 letters, digits, C(_) and C(-),
         not starting with C(-). Names compare with C(-) and C(_) as equal, as the kernel does.
       - C(required) (bool, default V(true)) fail when the module is missing or fails to load; when false, only warn.
-      - C(params) (str C(name=value name2=value2), or a dict C({name: value})) module parameters passed to C(modprobe)
+      - C(params) (str C(name=value name2=value2), or a dict of names to values) module parameters passed to C(modprobe)
         and persisted as an C(options) line. Each word is C(name=value), the name made of C([A-Za-z0-9_]) and not
         starting with a digit, the value printable ASCII without spaces, quotes or backslashes (it may be empty or
         negative). In the dict form values are strings, integers, booleans (C(1)/C(0)) or lists (joined with C(,),
