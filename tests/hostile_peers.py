@@ -111,12 +111,12 @@ def giant_frame(conn, request):
 
 def garbage(conn, request):
     noise = random.Random(7)
-    forever(conn, b"", bytes(noise.getrandbits(8) for _ in range(4096)))
+    forever(conn, b"", bytes(noise.getrandbits(8) for _octet in range(4096)))
 
 
 def garbage_after_settings(conn, request):
     noise = random.Random(11)
-    forever(conn, SERVER_SETTINGS, bytes(noise.getrandbits(8) for _ in range(4096)))
+    forever(conn, SERVER_SETTINGS, bytes(noise.getrandbits(8) for _octet in range(4096)))
 
 
 def reset(conn, request):

@@ -312,7 +312,7 @@ class Deadline:
 def _describe_answer(answer):
     """A short printable rendering of what a non-HTTP/2 peer sent."""
     text = bytes(answer[:80]).decode("latin-1")
-    printable = "".join(ch if 32 <= ord(ch) < 127 else "." for ch in text.split("\r\n")[0].split("\n")[0])
+    printable = "".join(ch if 32 <= ord(ch) < 127 else "." for ch in text.split("\r\n", 1)[0].split("\n", 1)[0])
     return printable.strip() or repr(bytes(answer[:16]))
 
 

@@ -51,8 +51,8 @@ def minimal_module(name):
         sections.append((offsets[index], kind, flags, 64 + len(body), len(data), link, info, align, entsize))
         body += data
     shoff = 64 + len(body)
-    header = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, 0, 0, shoff, 0, 64, 0, 0, 64,
-                                                                   len(sections) + 1, len(sections))
+    fields = (1, 62, 1, 0, 0, shoff, 0, 64, 0, 0, 64, len(sections) + 1, len(sections))  # REL, x86-64, no segments
+    header = b"\x7fELF\x02\x01\x01" + b"\x00" * 9 + struct.pack("<HHIQQQIHHHHHH", *fields)
     table = b"\x00" * 64 + b"".join(struct.pack("<IIQQQQIIQQ", n, t, f, 0, o, s, lk, inf, al, es)
                                     for n, t, f, o, s, lk, inf, al, es in sections)
     return header + body + table

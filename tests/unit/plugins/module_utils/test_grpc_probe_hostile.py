@@ -25,6 +25,7 @@ MARGIN = 1.0  # seconds of slack for a shared, loaded 2-core machine; the probe 
 MEMORY_LIMIT = 4 << 20
 WORST = {"time": (0.0, ""), "memory": (0, "")}
 
+
 @pytest.fixture
 def hostile_peer(tmp_path):
     peers = []

@@ -98,4 +98,3 @@ def _leaves(data, prefix=""):
             yield from _leaves(value, prefix + key + ".")
         else:
             yield prefix + key, value
-

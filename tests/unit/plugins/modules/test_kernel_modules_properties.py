@@ -129,7 +129,11 @@ def test_kernel_modules_passes_no_option_and_fails_cleanly(monkeypatch):
             root = build(base, secret, state)
             monkeypatch.setattr(kernel_modules, "ROOT", root)
             modprobe = Modprobe(root)
-            monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda module, argv, **kwargs: modprobe(module, argv, **kwargs))
+
+            def run_command(module, argv, **kwargs):
+                return modprobe(module, argv, **kwargs)
+
+            monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
             before = tree_snapshot(os.path.join(root, "etc"))
             args = {"modules": modules, "persist_file": persist_file, "persist": persist}
             with audit() as events:
