@@ -16,7 +16,7 @@ SANITY_ROOT := .build/sanity/ansible_collections/kubeforge/cluster
 LAB_INVENTORY := inventories/lab/hosts.yml
 APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git shellcheck
 
-.PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks lab lab-down lab-status clean
+.PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks bench-deps lab lab-down lab-status clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -75,8 +75,22 @@ molecule: venv collection-link deps
 	  echo "== molecule scenario $$s: $$(( $$(date +%s) - t0 )) s"; \
 	done
 
-benchmarks: venv collection-link
-	@for b in benchmarks/*.py; do echo "== $$b"; python $$b; done
+# BENCH_NODES=1,3 picks the lab sizes of benchmarks/converge.py (default 1,3,6,12); BENCH_ARGS adds options.
+BENCH_NODES ?= 1,3,6,12
+BENCH_ARGS ?=
+BENCH_DIR := .build/bench
+benchmarks: venv collection-link bench-deps
+	@for b in benchmarks/*.py; do echo "== $$b"; \
+	  if [ $$b = benchmarks/converge.py ]; then python $$b --nodes $(BENCH_NODES) $(BENCH_ARGS); else python $$b; fi; done
+
+# matplotlib (the plot) and Mitogen (an optional strategy) for the benchmarks only, outside the CI venv.
+# Mitogen gets a directory of its own: its strategy plugins put their parent directory first on sys.path.
+bench-deps: $(BENCH_DIR)/.installed
+$(BENCH_DIR)/.installed: requirements-bench.txt | venv
+	rm -rf $(BENCH_DIR)/lib $(BENCH_DIR)/mitogen
+	$(BIN)/pip install -q --target $(BENCH_DIR)/lib -r requirements-bench.txt
+	mkdir -p $(BENCH_DIR)/mitogen && mv $(BENCH_DIR)/lib/mitogen $(BENCH_DIR)/lib/ansible_mitogen $(BENCH_DIR)/mitogen/
+	touch $@
 
 lab: deps venv collection-link
 	python tools/lab.py up --inventory $(LAB_INVENTORY)
