@@ -64,6 +64,7 @@ def parse_args(argv):
     parser.add_argument("--no-png", action="store_true")
     parser.add_argument("--compare", type=Path, help="an earlier result JSON, drawn dashed and profiled beside this one")
     parser.add_argument("--modules", choices=("yes", "no", "only"), default="yes", help="in-process module timings")
+    parser.add_argument("--markdown", action="store_true", help="with --report: only the README's summary table")
     parser.add_argument("--report", type=Path, help="print the table, profile and plot of an existing result JSON, run nothing")
     args = parser.parse_args(argv)
     args.node_counts = sorted({int(n) for n in args.nodes.replace(" ", "").split(",") if n})
@@ -173,6 +174,9 @@ def write_results(results: dict, path: Path) -> None:
 
 
 def print_report(results: dict, args, before: dict | None) -> None:
+    if results["labs"] and args.markdown:
+        print(report.summary_markdown(results))
+        return
     if results["labs"]:
         print("\n" + report.table(results))
         for line in report.targets(results):

@@ -46,6 +46,28 @@ def markdown_table(results: dict) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
+def summary_markdown(results: dict) -> str:
+    """One row per lab size, the figures the README shows (no-op CPU and tasks per node)."""
+    lines = ["| nodes | first converge | no-op | `--check` | controller CPU per node, no-op | lab CPU per node, no-op "
+             "| executed / skipped tasks per node | ssh connections | peak controller memory | load average |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in results["labs"]:
+        runs = {run["kind"]: run for run in entry["runs"]}
+        noop = runs.get("noop")
+
+        def wall(kind, runs=runs):
+            run = runs.get(kind)
+            return "%.1f s" % run["wall"] if run and run["rc"] == 0 else "-"
+
+        loads = [run["load_before"][0] for run in entry["runs"]]
+        if noop:
+            tasks = noop["tasks_per_node"]
+            lines.append("| %d | %s | %s | %s | %.2f s | %.2f s | %g / %g | %d | %.0f MB | %.0f-%.0f |" % (
+                entry["nodes"], wall("first"), wall("noop"), wall("check"), noop["controller_cpu_per_node"], noop["lab_cpu_per_node"],
+                tasks["executed"]["mean"], tasks["skipped"]["mean"], noop["ssh_connections"], noop["peak_pss_mb"] or 0, min(loads), max(loads)))
+    return "\n".join(lines)
+
+
 def costliest(runs: list[dict], top: int = 10) -> list[dict]:
     """The ``top`` tasks by summed per-host time over the given runs (same task = same name and path)."""
     merged: dict[tuple, dict] = {}
@@ -124,20 +146,22 @@ def plot(results: dict, path: Path, before: dict | None = None) -> str | None:
             points = _points(data, kind, "wall")
             if points:
                 left.plot(*zip(*points), style, marker="o", color=colour, label="%s%s" % (kind, suffix))
-        for key, colour, label in (("controller_cpu", "tab:green", "controller CPU, no-op"),
-                                   ("host_cpu", "tab:gray", "host CPU, no-op"),
-                                   ("lab_cpu", "tab:purple", "lab CPU, no-op")):
+        for key, colour, label, line in (("controller_cpu", "tab:green", "controller", style),
+                                         ("lab_cpu", "tab:purple", "lab machines", style),
+                                         ("host_cpu", "tab:gray", "whole host (with others' load)", ":")):
             points = _points(data, "noop", key)
-            if points:
-                right.plot(*zip(*points), style, marker="o", color=colour, label=label + suffix)
-    left.set(title="site.yml wall time", xlabel="nodes", ylabel="seconds")
-    right.set(title="CPU seconds of a no-op converge", xlabel="nodes", ylabel="CPU seconds")
+            if points and (line != ":" or not suffix):
+                right.plot(*zip(*points), line, marker="o", color=colour, label=label + suffix)
+    left.set(title="%s wall time" % Path(results["meta"]["playbook"]).name, xlabel="nodes", ylabel="seconds", ylim=(0, None))
+    right.set(title="CPU seconds of the no-op converge", xlabel="nodes", ylabel="CPU seconds", ylim=(0, None))
     for axis in (left, right):
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
         axis.set_xticks(sorted({entry["nodes"] for entry in results["labs"]}))
     meta = results["meta"]
-    fig.suptitle("%s, %d CPUs, load %.1f at start (%s)" % (meta["playbook"], meta["cpus"], meta["load_start"][0], meta["date"]), fontsize=9)
+    loads = [run["load_before"][0] for entry in results["labs"] for run in entry["runs"]]
+    fig.suptitle("%s, %d CPUs, 1-min load average %.0f-%.0f during the runs (%s)%s" % (
+        meta["playbook"], meta["cpus"], min(loads), max(loads), meta["date"], "; dashed: %s" % before["meta"]["date"] if before else ""), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
