@@ -145,3 +145,16 @@ def test_costliest_merges_a_task_over_runs_and_ranks_by_host_time():
     other = dict(task, name="u", host_seconds=3.0)
     ranked = report.costliest([{"tasks": [task, other]}, {"tasks": [dict(task)]}], top=2)
     assert [(t["name"], t["host_seconds"], t["hosts"]) for t in ranked] == [("t", 4.0, 6), ("u", 3.0, 3)]
+
+
+def test_lever_variants_split_environment_from_ansible_cfg_settings():
+    import levers
+
+    name, env = levers.parse_variant("mixed:ANSIBLE_FORKS={nodes},cfg:defaults.internal_poll_interval=0.02", nodes=6)
+    assert name == "mixed" and env["ANSIBLE_FORKS"] == "6"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(env["ANSIBLE_CONFIG"])
+    assert parser.get("defaults", "internal_poll_interval") == "0.02"
+    assert levers.parse_variant("baseline:", nodes=3) == ("baseline", {})
+    with pytest.raises(SystemExit, match="not NAME=VALUE"):
+        levers.parse_variant("bad:ANSIBLE_FORKS", nodes=3)
