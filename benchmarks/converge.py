@@ -110,7 +110,9 @@ def mitogen_env(strategy: str) -> dict:
     plugins = BUILD / "mitogen" / "ansible_mitogen" / "plugins" / "strategy"
     if not plugins.is_dir():
         raise SystemExit("--mitogen: %s is missing; run `make bench-deps` (installs requirements-bench.txt)" % plugins)
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_" + strategy}
+    # its one multiplexer bootstraps every host: on a loaded host that outlasts Ansible's 10 s connection timeout
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_" + strategy,
+            "ANSIBLE_TIMEOUT": os.environ.get("ANSIBLE_TIMEOUT", "60")}
 
 
 def bench_lab(args, lab_set, nodes, settings) -> dict:

@@ -44,8 +44,10 @@ VARIANTS = [
     ("zip-stored", "cfg:defaults.module_compression=ZIP_STORED"),
     ("fact-cache", "cfg:defaults.fact_caching=jsonfile,cfg:defaults.fact_caching_connection={build}/facts,cfg:defaults.gathering=smart"),
     ("no-pipelining", "ANSIBLE_PIPELINING=false"),
-    ("mitogen", "ANSIBLE_STRATEGY_PLUGINS={mitogen},ANSIBLE_STRATEGY=mitogen_linear"),
-    ("mitogen-free", "ANSIBLE_STRATEGY_PLUGINS={mitogen},ANSIBLE_STRATEGY=mitogen_free"),
+    # Mitogen bootstraps the hosts through one multiplexer process: on a loaded host that took longer than
+    # Ansible's default 10 s connection timeout (hosts UNREACHABLE), so its variants allow 60 s
+    ("mitogen", "ANSIBLE_STRATEGY_PLUGINS={mitogen},ANSIBLE_STRATEGY=mitogen_linear,ANSIBLE_TIMEOUT=60"),
+    ("mitogen-free", "ANSIBLE_STRATEGY_PLUGINS={mitogen},ANSIBLE_STRATEGY=mitogen_free,ANSIBLE_TIMEOUT=60"),
 ]
 
 
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:SETTINGS", help="an extra variant")
     parser.add_argument("--keep-labs", action="store_true", help="leave bench-<N>-levers up (and reuse it next time)")
     parser.add_argument("--distro", default="bookworm")
+    parser.add_argument("--lab-suffix", default="levers", help="the lab is bench-<N>-<suffix> (two runs side by side need two)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -94,11 +97,11 @@ def main(argv=None) -> int:
             log("skipping %s: run `make bench-deps` for Mitogen" % ", ".join(skipped))
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     date = datetime.date.today().isoformat()
-    output = args.output or REPO / "benchmarks" / "results" / ("levers-%s.json" % date)
+    output = args.output or REPO / "benchmarks" / "results" / ("levers-%s%s.json" % (date, "" if args.lab_suffix == "levers" else "-" + args.lab_suffix))
     results = {"meta": {"date": date, "nodes": args.nodes, "rounds": args.rounds, "playbook": args.playbook,
                         "cpus": os.cpu_count(), "load_start": procfs.load_average()},
                "variants": {name: {"env": env, "runs": []} for name, env in variants}}
-    lab = labs.lab_name(args.nodes, "levers")
+    lab = labs.lab_name(args.nodes, args.lab_suffix)
     status = 0
     try:
         with labs.Labs(args.keep_labs, args.distro, BUILD / "inventories", log) as lab_set:
@@ -108,11 +111,15 @@ def main(argv=None) -> int:
             if warm["rc"] != 0:
                 raise RuntimeError("the warm-up converge failed; see %s" % warm["log"])
             for round_no in range(1, args.rounds + 1):
-                for name, env in variants:
+                # each round starts one variant later, so that a load that grows or falls during a round does
+                # not always favour the same variants
+                shift = (round_no - 1) % len(variants)
+                for name, env in variants[shift:] + variants[:shift]:
                     run = measure.Run("noop", REPO / args.playbook, inventory, BUILD / "logs" / ("%s-%s-%d.log" % (lab, name, round_no)),
                                       env=env, lab_netns_prefix=labs.netns_prefix(lab))
                     figures = measure.measure(run)
                     figures.pop("tasks")
+                    figures["round"] = round_no
                     results["variants"][name]["runs"].append(figures)
                     changed = figures["tasks_per_node"].get("changed", {}).get("max", "-")
                     log("round %d %-14s %6.1f s  controller CPU %5.1f s  lab CPU %5.1f s  changed %s  ssh %d new  rc %d  load %.1f"
@@ -135,26 +142,26 @@ def main(argv=None) -> int:
 
 
 def print_table(results: dict) -> None:
-    rows = []
-    for name, data in results["variants"].items():
-        ok = [r for r in data["runs"] if r["rc"] == 0]
-        if not ok:
-            rows.append((name, None, None, None, None, len(data["runs"])))
-            continue
-        rows.append((name, statistics.median(r["wall"] for r in ok), statistics.median(r["controller_cpu"] for r in ok),
-                     statistics.median(r["lab_cpu"] for r in ok), statistics.median(r["ssh_connections"] for r in ok), len(ok)))
-    base = next((row for row in rows if row[0] == "baseline" and row[1] is not None), None)
+    """Medians per variant, and the median over rounds of each run's controller CPU divided by the same
+    round's baseline run (a paired figure, steadier than the medians when the host's load drifts)."""
+    baseline = {run["round"]: run for run in results["variants"].get("baseline", {}).get("runs", []) if run["rc"] == 0 and "round" in run}
     nodes = results["meta"]["nodes"]
     print("\nno-op %s on %d nodes, median of %d rounds (load at start %s)" % (
         results["meta"]["playbook"], nodes, results["meta"]["rounds"], results["meta"]["load_start"]))
-    print("%-14s %8s %8s %10s %10s %8s %6s %5s" % ("variant", "wall s", "vs base", "ctl CPU s", "ctl/node", "vs base", "lab s", "ssh"))
-    for name, wall, cpu, lab_cpu, ssh, count in rows:
-        if wall is None:
-            print("%-14s  failed in all %d runs" % (name, count))
+    print("%-14s %5s %8s %10s %9s %13s %7s %5s %9s" % ("variant", "runs", "wall s", "ctl CPU s", "ctl/node", "CPU vs base", "lab s", "ssh", "load"))
+    for name, data in results["variants"].items():
+        ok = [r for r in data["runs"] if r["rc"] == 0]
+        if not ok:
+            print("%-14s failed in all %d runs (rc %s; see the logs in .build/bench/logs)" % (name, len(data["runs"]), sorted({r["rc"] for r in data["runs"]})))
             continue
-        rel_wall = "%+.0f%%" % (100 * (wall / base[1] - 1)) if base else "-"
-        rel_cpu = "%+.0f%%" % (100 * (cpu / base[2] - 1)) if base else "-"
-        print("%-14s %8.1f %8s %10.1f %10.2f %8s %6.1f %5d" % (name, wall, rel_wall, cpu, cpu / nodes, rel_cpu, lab_cpu, ssh))
+        paired = [r["controller_cpu"] / baseline[r["round"]]["controller_cpu"] - 1 for r in ok if r.get("round") in baseline]
+        cpu = statistics.median(r["controller_cpu"] for r in ok)
+        loads = [r["load_before"][0] for r in ok]
+        print("%-14s %5d %8.1f %10.1f %9.2f %13s %7.1f %5d %9s" % (
+            name, len(ok), statistics.median(r["wall"] for r in ok), cpu, cpu / nodes,
+            "%+.0f%%" % (100 * statistics.median(paired)) if paired and name != "baseline" else "-",
+            statistics.median(r["lab_cpu"] for r in ok), statistics.median(r["ssh_connections"] for r in ok),
+            "%.0f-%.0f" % (min(loads), max(loads))))
 
 
 if __name__ == "__main__":
