@@ -82,9 +82,11 @@ BENCH_ARGS ?=
 BENCH_ONLY ?=
 BENCH_DIR := .build/bench
 benchmarks: venv collection-link bench-deps
-	@for b in benchmarks/*.py; do name=$$(basename $$b .py); \
+	@failed=""; for b in benchmarks/*.py; do name=$$(basename $$b .py); \
 	  if [ -n "$(BENCH_ONLY)" ] && ! echo " $(BENCH_ONLY) " | grep -q " $$name "; then continue; fi; echo "== $$b"; \
-	  if [ $$name = converge ]; then python $$b --nodes $(BENCH_NODES) $(BENCH_ARGS); else python $$b; fi; done
+	  if [ $$name = converge ]; then python $$b --nodes $(BENCH_NODES) $(BENCH_ARGS) || failed="$$failed $$name"; \
+	  else python $$b || failed="$$failed $$name"; fi; done; \
+	if [ -n "$$failed" ]; then echo "== benchmarks that failed:$$failed"; exit 1; fi
 
 # matplotlib (the plot) and Mitogen (an optional strategy) for the benchmarks only, outside the CI venv.
 # Mitogen gets a directory of its own: its strategy plugins put their parent directory first on sys.path.
