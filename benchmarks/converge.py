@@ -137,9 +137,10 @@ def bench_lab(args, lab_set, nodes, settings) -> dict:
             figures = measure.measure(run)
             entry["runs"].append(figures)
             per_node = figures["tasks_per_node"]
-            log("%s: %s %.1f s, controller CPU %.1f s (%.2f s/node), lab CPU %.1f s, host CPU %.1f s, executed/node %s, "
-                "changed %s, ssh %d new, rc %d" % (
-                    lab, kind, figures["wall"], figures["controller_cpu"], figures["controller_cpu_per_node"], figures["lab_cpu"],
+            log("%s: %s %.1f s, controller CPU %.1f s (%.2f s/node, main process %s s), lab CPU %.1f s, host CPU %.1f s, "
+                "executed/node %s, changed %s, ssh %d new, rc %d" % (
+                    lab, kind, figures["wall"], figures["controller_cpu"], figures["controller_cpu_per_node"],
+                    figures.get("controller_main_cpu"), figures["lab_cpu"],
                     figures["host_cpu"], per_node.get("executed", {}).get("mean", "-"), per_node.get("changed", {}).get("max", "-"),
                     figures["ssh_connections"], figures["rc"]))
             if figures["rc"] != 0:

@@ -148,7 +148,8 @@ def print_table(results: dict) -> None:
     nodes = results["meta"]["nodes"]
     print("\nno-op %s on %d nodes, median of %d rounds (load at start %s)" % (
         results["meta"]["playbook"], nodes, results["meta"]["rounds"], results["meta"]["load_start"]))
-    print("%-14s %5s %8s %10s %9s %13s %7s %5s %9s" % ("variant", "runs", "wall s", "ctl CPU s", "ctl/node", "CPU vs base", "lab s", "ssh", "load"))
+    print("%-14s %5s %8s %10s %9s %9s %13s %7s %5s %9s" % ("variant", "runs", "wall s", "ctl CPU s", "ctl main", "ctl/node", "CPU vs base",
+                                                           "lab s", "ssh", "load"))
     for name, data in results["variants"].items():
         ok = [r for r in data["runs"] if r["rc"] == 0]
         if not ok:
@@ -157,8 +158,9 @@ def print_table(results: dict) -> None:
         paired = [r["controller_cpu"] / baseline[r["round"]]["controller_cpu"] - 1 for r in ok if r.get("round") in baseline]
         cpu = statistics.median(r["controller_cpu"] for r in ok)
         loads = [r["load_before"][0] for r in ok]
-        print("%-14s %5d %8.1f %10.1f %9.2f %13s %7.1f %5d %9s" % (
-            name, len(ok), statistics.median(r["wall"] for r in ok), cpu, cpu / nodes,
+        mains = [r["controller_main_cpu"] for r in ok if r.get("controller_main_cpu") is not None]
+        print("%-14s %5d %8.1f %10.1f %9s %9.2f %13s %7.1f %5d %9s" % (
+            name, len(ok), statistics.median(r["wall"] for r in ok), cpu, "%.1f" % statistics.median(mains) if mains else "-", cpu / nodes,
             "%+.0f%%" % (100 * statistics.median(paired)) if paired and name != "baseline" else "-",
             statistics.median(r["lab_cpu"] for r in ok), statistics.median(r["ssh_connections"] for r in ok),
             "%.0f-%.0f" % (min(loads), max(loads))))

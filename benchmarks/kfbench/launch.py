@@ -7,7 +7,9 @@ of one run is a descendant of it and nothing else is.
 
 It makes itself the child subreaper (prctl PR_SET_CHILD_SUBREAPER): the ssh ControlMaster processes
 that ssh daemonises (ControlPersist) are re-parented to it instead of init. While ansible-playbook
-runs it samples the memory of its descendants; when it ends it stops the leftover masters and reaps
+runs it samples the memory of its descendants and ansible-playbook's own CPU time (so that the
+controller's CPU splits into the main process: strategy, templating, callbacks, result polling, and
+the rest: forked workers and ssh); when it ends it stops the leftover masters and reaps
 them, so their CPU time (the encryption of every byte sent) lands in the launcher's children rusage,
 which converge.py reads. It writes its own CPU time too, so that converge.py can subtract it.
 """
@@ -39,14 +41,17 @@ def make_subreaper() -> None:
 class MemorySampler(threading.Thread):
     """Peak of the summed PSS (and of the summed RSS) of this process's descendants."""
 
-    def __init__(self):
+    def __init__(self, main_pid: int):
         super().__init__(daemon=True)
+        self.main_pid = main_pid
+        self.main_cpu = 0.0  # ansible-playbook's own user+system time at the last sample (its workers excluded)
         self.peak_pss_kb = 0
         self.peak_rss_kb = 0
         self.peak_processes = 0
         self.stop = threading.Event()
 
     def sample(self):
+        self.main_cpu = procfs.own_cpu_seconds(self.main_pid) or self.main_cpu
         tree = procfs.descendants(os.getpid())
         self.peak_pss_kb = max(self.peak_pss_kb, sum(procfs.pss_kb(pid) for pid in tree))
         self.peak_rss_kb = max(self.peak_rss_kb, sum(procfs.rss_kb(pid) for pid in tree))
@@ -87,9 +92,9 @@ def main(argv: list[str]) -> int:
     result_path, log_path, separator, *command = argv
     assert separator == "--" and command, "usage: launch.py RESULT LOG -- COMMAND..."
     make_subreaper()
-    sampler = MemorySampler()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        sampler = MemorySampler(proc.pid)
         sampler.start()
         try:
             rc = proc.wait()
@@ -109,6 +114,7 @@ def main(argv: list[str]) -> int:
         "peak_processes": sampler.peak_processes,
         "max_rss_mb": round(children.ru_maxrss / 1024, 1),  # the largest single process (Linux: kB)
         "leftover_processes": leftovers,
+        "main_process_cpu": round(sampler.main_cpu, 2),
     }
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle)

@@ -149,6 +149,8 @@ def measure(run: Run) -> dict:
         "wall": round(wall, 2),
         "controller_cpu": round(controller_cpu, 2),
         "controller_cpu_per_node": round(controller_cpu / nodes, 3),
+        # ansible-playbook's own process (strategy, templating, callbacks, polling); the rest is workers and ssh
+        "controller_main_cpu": launched.get("main_process_cpu"),
         "lab_cpu": round(lab_cpu, 2),
         "lab_cpu_per_node": round(lab_cpu / nodes, 3),
         "host_cpu": round(host_cpu, 2),

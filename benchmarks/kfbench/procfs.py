@@ -74,6 +74,12 @@ def netns_cpu_seconds(inodes: set[int]) -> float:
     return total / CLK_TCK
 
 
+def own_cpu_seconds(pid: int) -> float | None:
+    """User+system time of the process itself (not of its children)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK if fields else None
+
+
 def children_map() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for pid in pids():

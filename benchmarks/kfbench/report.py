@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent.parent
 BENCH_LIB = REPO / ".build" / "bench" / "lib"   # `make benchmarks` installs requirements-bench.txt there
 
-HEADER = ("nodes", "run", "wall s", "ctl CPU s", "ctl/node", "lab CPU s", "host CPU s", "host/node",
+HEADER = ("nodes", "run", "wall s", "ctl CPU s", "ctl main", "ctl/node", "lab CPU s", "host CPU s", "host/node",
           "exec/node", "ok", "chg", "skip", "ssh new/all", "peak MB", "load")
 
 
@@ -21,7 +21,8 @@ def _row(nodes, run) -> tuple:
         return "%g" % per_node[key]["mean"] if key in per_node else "-"
 
     return (str(nodes), run["kind"] + ("" if run["rc"] == 0 else " rc=%s" % run["rc"]),
-            "%.1f" % run["wall"], "%.1f" % run["controller_cpu"], "%.2f" % run["controller_cpu_per_node"],
+            "%.1f" % run["wall"], "%.1f" % run["controller_cpu"],
+            "%.1f" % run["controller_main_cpu"] if run.get("controller_main_cpu") is not None else "-", "%.2f" % run["controller_cpu_per_node"],
             "%.1f" % run["lab_cpu"], "%.1f" % run["host_cpu"], "%.2f" % run["host_cpu_per_node"],
             mean("executed"), mean("ok"), mean("changed"), mean("skipped"),
             "%d/%d" % (run["ssh_connections"], run["ssh_invocations"]),

@@ -67,6 +67,7 @@ def test_controller_cpu_and_memory_are_those_of_ansible(measured):
     figures, _tmp = measured
     # ansible-playbook's start alone costs well over 0.2 s of CPU; the launcher's own share is subtracted
     assert 0.2 < figures["controller_cpu"] < 120
+    assert 0 < figures["controller_main_cpu"] <= figures["controller_cpu"]  # the main process alone, workers excluded
     assert figures["peak_pss_mb"] > 20 and figures["max_rss_mb"] > 20
     assert figures["ssh_invocations"] == 0  # a local connection opens none
 
