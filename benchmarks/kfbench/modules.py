@@ -65,10 +65,33 @@ def _cri_probe(stack):
     return call
 
 
+def _packages_present(stack):
+    """The no-op of `packages`: eight packages that are all installed, on this (Debian) host's real dpkg."""
+    import os
+    import shutil
+    import subprocess
+
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _packages as pk
+
+    bins = {name: shutil.which(name) for name in ("dpkg-query", "dpkg-deb", "apt-get", "apt-mark")}
+    if not all(bins.values()):
+        raise RuntimeError("needs a Debian host (dpkg-query, apt-get)")
+
+    def run(argv):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=dict(os.environ, LANGUAGE="C", LC_ALL="C"))
+        return proc.returncode, proc.stdout, proc.stderr
+
+    manager = pk.Apt(run, bins)
+    wanted = ["bash", "coreutils", "dpkg", "iproute2", "iptables", "openssh-client", "procps", "util-linux"]
+    requests = [pk.Request(name) for name in sorted(manager.query(set(wanted)))]
+    return lambda: pk.ensure(manager, requests, check_mode=True)
+
+
 TIMINGS = [
     ModuleTiming("containerd_config", "merge into a 300-line config.toml, no change (every no-op)", _containerd_merge(False)),
     ModuleTiming("containerd_config", "merge into a 300-line config.toml, with a change", _containerd_merge(True)),
     ModuleTiming("cri_socket", "probe 4 sockets (CRI, no CRI, stale, HTTP/1.1) and select", _cri_probe, rounds=20),
+    ModuleTiming("packages", "8 installed packages, nothing to do (dpkg-query on this host)", _packages_present),
 ]
 
 
