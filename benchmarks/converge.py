@@ -207,7 +207,7 @@ def main(argv=None) -> int:
         results = json.loads(args.report.read_text())
         print_report(results, args, before)
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, measure.interrupt)  # SIGTERM cleans up like Ctrl-C
     settings = ansible_settings(args)
     date = datetime.date.today().isoformat()
     output = args.output or REPO / "benchmarks" / "results" / ("converge-%s%s.json" % (date, "-" + args.label if args.label else ""))

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         variants = [(name, env) for name, env in variants if name not in skipped]
         if skipped:
             log("skipping %s: run `make bench-deps` for Mitogen" % ", ".join(skipped))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, measure.interrupt)  # SIGTERM cleans up like Ctrl-C
     date = datetime.date.today().isoformat()
     output = args.output or REPO / "benchmarks" / "results" / ("levers-%s%s.json" % (date, "" if args.lab_suffix == "levers" else "-" + args.lab_suffix))
     results = {"meta": {"date": date, "nodes": args.nodes, "rounds": args.rounds, "playbook": args.playbook,

@@ -28,14 +28,24 @@ import time
 
 import procfs
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 SAMPLE_SECONDS = 0.25
 
 
-def make_subreaper() -> None:
+def _prctl(option: int, value: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(%d)" % option)
+
+
+def make_subreaper() -> None:
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent() -> None:
+    """In ansible-playbook before exec: SIGTERM when the launcher dies (converge.py interrupted and killed it)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class MemorySampler(threading.Thread):
@@ -93,7 +103,8 @@ def main(argv: list[str]) -> int:
     assert separator == "--" and command, "usage: launch.py RESULT LOG -- COMMAND..."
     make_subreaper()
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent)  # pylint: disable=subprocess-popen-preexec-fn  # no threads yet
         sampler = MemorySampler(proc.pid)
         sampler.start()
         try:

@@ -46,6 +46,11 @@ class Run:
     lab_netns_prefix: str = ""
 
 
+def interrupt(signum, frame):
+    """SIGTERM handler: stop the benchmark as Ctrl-C does, so that its labs are taken down."""
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def ansible_cfg(overrides: dict, directory: Path) -> Path:
     """The repository's ansible.cfg with ``{"section.key": value}`` overrides, for settings that have no
     environment variable (internal_poll_interval, module_compression). Relative paths are made absolute."""

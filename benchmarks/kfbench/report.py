@@ -41,7 +41,7 @@ def table(results: dict) -> str:
 
 def markdown_table(results: dict) -> str:
     """The same figures as a Markdown table (README, closing notes)."""
-    rows = [HEADER, tuple("---" for _ in HEADER)]
+    rows = [HEADER, ("---",) * len(HEADER)]
     for entry in results["labs"]:
         rows.extend(_row(entry["nodes"], run) for run in entry["runs"] if run["kind"] != "warmup")
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
