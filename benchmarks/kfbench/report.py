@@ -99,8 +99,8 @@ def short_path(path: str) -> str:
     return path
 
 
-def trim_tasks(run: dict, keep: int = 25) -> None:
-    """Keep the JSON small: only the ``keep`` costliest tasks of a run are stored."""
+def trim_tasks(run: dict, keep: int = 12) -> None:
+    """Keep the JSON small: only the ``keep`` costliest tasks of a run are stored (the report shows ten)."""
     run["tasks"] = sorted(run.get("tasks", []), key=lambda t: t["host_seconds"], reverse=True)[:keep]
     for task in run["tasks"]:
         task["path"] = short_path(task["path"])
