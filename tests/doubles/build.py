@@ -4,7 +4,8 @@
 
     python3 tests/doubles/build.py --version 1.37.0 --debs DIR [--binaries DIR]
 
-Each double is a Python zip application (``python3 -m zipapp``) holding its script, double_common.py, the
+Each double is a Python zip application (``python3 -m zipapp``) holding its script, double_common.py,
+double_cluster.py (the stand-in for the cluster's API; kubeadm also kubeadm_lifecycle.py), the
 collection's schema validator (plugins/module_utils/_kubeadm_schema.py) and schemas, and a build.json with the
 version. ``--debs`` gets ``kubeadm_<version>-0testdouble1_all.deb`` etc. (built with ``dpkg-deb``: package name as
 upstream's, version and description saying TEST DOUBLE; the kubelet package ships a kubelet.service, kubeadm the
@@ -29,7 +30,12 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 MODULE_UTILS = REPO / "plugins" / "module_utils"
 DEB_REVISION = "0testdouble1"
-DEPENDS = {"kubeadm": "python3 (>= 3.9), python3-yaml", "kubelet": "python3 (>= 3.9)", "kubectl": "python3 (>= 3.9)"}
+# python3-yaml: configuration files and kubeconfigs; openssl: the real CA, CA pin and CSRs the kubeadm double makes
+DEPENDS = {"kubeadm": "python3 (>= 3.9), python3-yaml, openssl", "kubelet": "python3 (>= 3.9), python3-yaml",
+           "kubectl": "python3 (>= 3.9), python3-yaml"}
+# modules every double carries (the lifecycle commands only in kubeadm)
+SHARED = ("double_common.py", "double_cluster.py")
+EXTRA = {"kubeadm": ("kubeadm_lifecycle.py",)}
 KUBELET_UNIT = """[Unit]
 Description=kubelet TEST DOUBLE (kubeforge.cluster tests; not Kubernetes)
 Wants=network-online.target
@@ -58,7 +64,8 @@ def build_executable(component, version, target):
     with tempfile.TemporaryDirectory() as staging:
         root = Path(staging)
         shutil.copy(HERE / ("%s_double.py" % component), root / "__main__.py")
-        shutil.copy(HERE / "double_common.py", root)
+        for name in SHARED + EXTRA.get(component, ()):
+            shutil.copy(HERE / name, root)
         shutil.copy(MODULE_UTILS / "_kubeadm_schema.py", root)
         shutil.copytree(MODULE_UTILS / "kubeadm_schemas", root / "kubeadm_schemas")
         (root / "build.json").write_text(json.dumps({"version": version, "component": component, "test_double": True}))

@@ -9,8 +9,9 @@ Every call is recorded as one JSON line in ``$KUBEFORGE_DOUBLES_LOG`` (default
 
 Implemented: ``version [-o short|json|yaml]``; ``config validate --config FILE`` - each YAML document is
 checked with the project's validator (plugins/module_utils/_kubeadm_schema.py) against the schemas of this
-double's Kubernetes minor, as kubeadm's strict decoder would. Other commands exit 2 saying so; kubeadm part 2
-adds ``init``/``join`` by adding entries to ``COMMANDS``.
+double's Kubernetes minor, as kubeadm's strict decoder would. The cluster lifecycle (``init``, ``join``,
+``token create``, ``init phase upload-certs``, ``reset``, ``upgrade apply|node``) is in kubeadm_lifecycle.py.
+Other commands exit 2 saying so.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def config_validate(args, record):
 
 
 def main(argv):
+    import kubeadm_lifecycle
+
+    COMMANDS.update(kubeadm_lifecycle.COMMANDS)
     return common.dispatch("kubeadm", COMMANDS, argv)
 
 
