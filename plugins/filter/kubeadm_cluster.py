@@ -8,6 +8,10 @@
   joined), and which nodes still have to join (no /etc/kubernetes/kubelet.conf), control planes in inventory order.
 - ``kubeadm_node_updates``: the ``kubectl label``/``taint`` argument lists that bring the Nodes to the inventory's
   labels and taints (nothing when they already match).
+- ``kubeadm_node_settings``: per Node, from each host's variables, the labels/taints wanted and the names and
+  addresses its kubelet serving certificate may carry.
+- ``kubeadm_iptables_cleanup``: ``iptables-save`` output without the chains and rules Kubernetes and CNI plugins made
+  (kubeadm reset leaves them), or ``""`` when there are none.
 - ``kubeadm_mask_secrets``: kubeadm's output with bootstrap tokens and certificate keys masked, for failure messages.
 """
 
@@ -105,6 +109,53 @@ def kubeadm_node_updates(node_list, wanted):
     return commands
 
 
+def _host_value(hostvars, host, name, default):
+    value = (hostvars.get(host) or {}).get(name)
+    return default if value is None else value
+
+
+def kubeadm_node_settings(hostvars, nodes, control_planes, schedulable_control_plane=False):
+    """``{"wanted": {node name: {labels, taints, schedulable_control_plane}}, "csr_nodes": {node name: {addresses, names}}}``.
+
+    Per host: ``kubeadm_node_name`` (default the inventory name), ``kubeadm_node_labels`` + ``kubeadm_node_api_labels``,
+    ``kubeadm_node_taints``, ``ansible_host``, ``kubeadm_advertise_address``, ``kubeadm_kubelet_serving_addresses``.
+    """
+    if not isinstance(nodes, list) or not isinstance(control_planes, list):
+        raise AnsibleFilterError("kubeadm_node_settings needs the kube_nodes and control_plane host lists")
+    wanted, csr_nodes = {}, {}
+    for host in nodes:
+        name = _host_value(hostvars, host, "kubeadm_node_name", "") or host
+        labels = dict(_host_value(hostvars, host, "kubeadm_node_labels", {}))
+        labels.update(_host_value(hostvars, host, "kubeadm_node_api_labels", {}))
+        wanted[name] = {"labels": {str(k): str(v) for k, v in labels.items()},
+                        "taints": _host_value(hostvars, host, "kubeadm_node_taints", None),
+                        "schedulable_control_plane": bool(schedulable_control_plane) and host in control_planes}
+        addresses = [_host_value(hostvars, host, "ansible_host", ""), _host_value(hostvars, host, "kubeadm_advertise_address", "")]
+        addresses += list(_host_value(hostvars, host, "kubeadm_kubelet_serving_addresses", []))
+        csr_nodes[name] = {"addresses": [a for a in addresses if a], "names": [host] if host != name else []}
+    return {"wanted": wanted, "csr_nodes": csr_nodes}
+
+
+_KUBE_CHAIN_RE = re.compile(r"^(KUBE-|CNI-|FLANNEL-|CILIUM_|cali-)")
+
+
+def kubeadm_iptables_cleanup(save_text):
+    """``iptables-restore`` input without the Kubernetes/CNI chains and the rules that are in or jump to them."""
+    kept, removed = [], False
+    for line in str(save_text or "").splitlines():
+        words = line.split()
+        if line.startswith(":") and _KUBE_CHAIN_RE.match(line[1:]):
+            removed = True
+            continue
+        if words[:1] == ["-A"] and len(words) > 1:
+            target = words[words.index("-j") + 1] if "-j" in words[:-1] else ""
+            if _KUBE_CHAIN_RE.match(words[1]) or _KUBE_CHAIN_RE.match(target):
+                removed = True
+                continue
+        kept.append(line)
+    return "\n".join(kept) + "\n" if removed else ""
+
+
 def kubeadm_mask_secrets(text, secrets=None):
     """``text`` with bootstrap tokens, 64-hex certificate keys and the given ``secrets`` masked."""
     text = "" if text is None else str(text)
@@ -116,4 +167,5 @@ def kubeadm_mask_secrets(text, secrets=None):
 class FilterModule:
     def filters(self):
         return {"kubeadm_join_plan": kubeadm_join_plan, "kubeadm_node_updates": kubeadm_node_updates,
-                "kubeadm_mask_secrets": kubeadm_mask_secrets}
+                "kubeadm_node_settings": kubeadm_node_settings, "kubeadm_mask_secrets": kubeadm_mask_secrets,
+                "kubeadm_iptables_cleanup": kubeadm_iptables_cleanup}

@@ -6,7 +6,8 @@
 - ``admin_conf``: /etc/kubernetes/admin.conf exists (init and control-plane joins write it);
 - ``apiserver_live``: with admin.conf, ``kubectl --kubeconfig admin.conf get --raw=/readyz`` answers ``ok`` - the
   cluster is initialised and reachable from this node, not just a file left behind;
-- ``control_plane``: the static pod manifest of kube-apiserver exists.
+- ``control_plane``: the static pod manifest of kube-apiserver exists;
+- ``addons``: the manifests (.yaml, .yml, .json) in the add-ons directory, which the role applies.
 A marker file alone never decides: a node reset by hand or a stale admin.conf is seen as what it is.
 """
 
@@ -18,7 +19,15 @@ KUBERNETES_DIR = "etc/kubernetes"
 READYZ_TIMEOUT = "5s"
 
 
-def inspect(root, run, kubectl):
+def addon_files(directory):
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [os.path.join(directory, n) for n in names if n.endswith((".yaml", ".yml", ".json")) and os.path.isfile(os.path.join(directory, n))]
+
+
+def inspect(root, run, kubectl, addons_dir=""):
     """``run(argv) -> (rc, stdout, stderr)``; ``kubectl`` its path or None. Returns the state dict."""
     base = os.path.join(root, KUBERNETES_DIR)
     admin_conf = os.path.join(base, "admin.conf")
@@ -29,6 +38,7 @@ def inspect(root, run, kubectl):
         "ca_cert": os.path.isfile(os.path.join(base, "pki", "ca.crt")),
         "apiserver_live": False,
         "apiserver_error": "",
+        "addons": addon_files(os.path.join(root, addons_dir.lstrip("/"))) if addons_dir else [],
     }
     if not state["admin_conf"]:
         state["apiserver_error"] = "no admin.conf"

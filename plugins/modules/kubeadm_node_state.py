@@ -20,12 +20,17 @@ author:
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
   - kubeforge.cluster.attributes.info_module
-options: {}
+options:
+  addons_dir:
+    description: A directory of manifests to list in RV(addons) (absolute path; empty - none).
+    type: path
+    default: ""
 """
 
 EXAMPLES = r"""
 - name: Find out whether the node is joined and its API server answers
   kubeforge.cluster.kubeadm_node_state:
+    addons_dir: /etc/kubernetes/addons
   register: kubeadm_node
 
 - name: Show it
@@ -46,6 +51,11 @@ control_plane:
   description: The kube-apiserver static pod manifest exists.
   returned: always
   type: bool
+addons:
+  description: The C(.yaml), C(.yml) and C(.json) files in O(addons_dir), sorted (paths as seen from C(/)).
+  returned: always
+  type: list
+  elements: str
 ca_cert:
   description: C(/etc/kubernetes/pki/ca.crt) exists.
   returned: always
@@ -68,13 +78,15 @@ C_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(addons_dir=dict(type="path", default="")), supports_check_mode=True)
+    if module.params["addons_dir"] and not module.params["addons_dir"].startswith("/"):
+        module.fail_json(msg="addons_dir: %r is not an absolute path" % module.params["addons_dir"])
 
     def run(argv):
         return module.run_command(argv, environ_update=C_ENV)
 
     kubectl = module.get_bin_path("kubectl", opt_dirs=["/usr/local/bin", "/usr/bin"])
-    module.exit_json(changed=False, **inspect("/", run, kubectl))
+    module.exit_json(changed=False, **inspect("/", run, kubectl, module.params["addons_dir"]))
 
 
 if __name__ == "__main__":

@@ -112,5 +112,6 @@ def dispatch(component, commands, argv):
     else:
         rc = handler(rest, record)
     record["rc"] = rc
+    record["end"] = time.time()
     log(component, record)
     return rc

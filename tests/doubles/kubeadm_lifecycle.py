@@ -94,6 +94,18 @@ def preflight(paths):
                          "\n[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`")
 
 
+def node_address():
+    """The address of the interface the default route leaves by (a UDP connect sends nothing)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        return probe.getsockname()[0]
+    except OSError:
+        return socket.gethostbyname(socket.gethostname())
+    finally:
+        probe.close()
+
+
 def node_name(registration):
     return registration.get("name") or socket.gethostname()
 
@@ -151,7 +163,7 @@ def init(args, record):
                 raise ValueError("[ERROR ExternalEtcdClientCertificates]: %s doesn't exist" % external.get(key))
         name = node_name(registration)
         endpoint = init_cfg.get("localAPIEndpoint") or {}
-        address = endpoint.get("advertiseAddress") or socket.gethostbyname(socket.gethostname())
+        address = endpoint.get("advertiseAddress") or node_address()
         port = int(endpoint.get("bindPort") or 6443)
         server = "https://" + (cluster_cfg.get("controlPlaneEndpoint") or "%s:%d" % (address, port))
         cluster.make_ca(KUBE + "/pki")
@@ -229,7 +241,7 @@ def join(args, record):
         if name in state["nodes"]:
             raise ValueError("error execution phase kubelet-start: a Node with name %r and status \"Ready\" already exists in the "
                              "cluster. You must delete the existing Node or change the name of this new joining Node" % name)
-        port, address = 0, socket.gethostbyname(socket.gethostname())
+        port, address = 0, node_address()
         if control is not None:
             if not state["cluster"].get("controlPlaneEndpoint"):
                 raise ValueError("error execution phase preflight: unable to add a new control plane instance to a cluster that "

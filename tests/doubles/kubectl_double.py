@@ -77,6 +77,7 @@ def main(argv):
     except (cluster.ApiError, OSError, ValueError, KeyError) as exc:
         rc = common.fail(record, "error: %s" % exc)
     record["rc"] = rc
+    record["end"] = time.time()
     common.log("kubectl", record)
     return rc
 

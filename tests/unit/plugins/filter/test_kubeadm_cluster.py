@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.kubeforge.cluster.plugins.filter.kubeadm_cluster import (FilterModule, kubeadm_join_plan, kubeadm_mask_secrets,
-                                                                                  kubeadm_node_updates)
+                                                                                  kubeadm_iptables_cleanup, kubeadm_node_settings, kubeadm_node_updates)
 
 CPS = ["cp1", "cp2", "cp3"]
 NODES = CPS + ["w1", "w2"]
@@ -98,4 +98,46 @@ def test_mask_secrets_hides_tokens_and_certificate_keys_but_not_the_ca_pin():
 
 
 def test_filters_are_registered():
-    assert set(FilterModule().filters()) == {"kubeadm_join_plan", "kubeadm_node_updates", "kubeadm_mask_secrets"}
+    assert set(FilterModule().filters()) == {"kubeadm_join_plan", "kubeadm_node_updates", "kubeadm_node_settings", "kubeadm_mask_secrets",
+                                             "kubeadm_iptables_cleanup"}
+
+
+def test_node_settings_from_host_variables():
+    hv = {"cp1": {"ansible_host": "10.0.0.11", "kubeadm_node_labels": {"zone": "a"}},
+          "w1": {"ansible_host": "10.0.0.21", "kubeadm_node_name": "worker-1", "kubeadm_node_api_labels": {"node-role.kubernetes.io/worker": ""},
+                 "kubeadm_node_taints": [{"key": "gpu", "effect": "NoSchedule"}], "kubeadm_kubelet_serving_addresses": ["192.168.0.21"]}}
+    settings = kubeadm_node_settings(hv, ["cp1", "w1"], ["cp1"], True)
+    assert settings["wanted"] == {
+        "cp1": {"labels": {"zone": "a"}, "taints": None, "schedulable_control_plane": True},
+        "worker-1": {"labels": {"node-role.kubernetes.io/worker": ""}, "taints": [{"key": "gpu", "effect": "NoSchedule"}],
+                     "schedulable_control_plane": False}}
+    assert settings["csr_nodes"] == {"cp1": {"addresses": ["10.0.0.11"], "names": []},
+                                     "worker-1": {"addresses": ["10.0.0.21", "192.168.0.21"], "names": ["w1"]}}
+
+
+SAVED = """*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:CNI-abc123 - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A POSTROUTING -s 10.244.1.0/24 -j CNI-abc123
+-A POSTROUTING -s 10.100.0.0/24 -m comment --comment "the operator's own" -j MASQUERADE
+-A KUBE-POSTROUTING -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+
+
+def test_iptables_cleanup_keeps_everything_that_is_not_kubernetes():
+    cleaned = kubeadm_iptables_cleanup(SAVED)
+    assert cleaned.splitlines() == ["*nat", ":PREROUTING ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
+                                    '-A POSTROUTING -s 10.100.0.0/24 -m comment --comment "the operator\'s own" -j MASQUERADE', "COMMIT",
+                                    "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp --dport 22 -j ACCEPT", "COMMIT"]
+    assert kubeadm_iptables_cleanup(cleaned) == ""
+    assert kubeadm_iptables_cleanup("") == ""

@@ -28,7 +28,7 @@ def test_a_bare_node_is_not_joined_and_kubectl_is_not_asked(tmp_path):
     run, calls = kubectl(0, "ok")
     assert inspect(tree(tmp_path), run, "/usr/bin/kubectl") == {
         "joined": False, "admin_conf": False, "control_plane": False, "ca_cert": False, "apiserver_live": False,
-        "apiserver_error": "no admin.conf"}
+        "apiserver_error": "no admin.conf", "addons": []}
     assert calls == []
 
 
@@ -47,3 +47,11 @@ def test_a_stale_admin_conf_is_not_a_live_cluster(tmp_path):
     assert inspect(tree(tmp_path, "admin.conf"), run, None)["apiserver_error"] == "kubectl is not installed"
     run, _calls = kubectl(0, "[+]ping ok\nreadyz check failed")
     assert not inspect(tree(tmp_path, "admin.conf"), run, "/usr/bin/kubectl")["apiserver_live"]
+
+
+def test_addon_manifests_are_listed(tmp_path):
+    run, _calls = kubectl(0, "ok")
+    root = tree(tmp_path, "addons/cni.yaml", "addons/kata-runtimeclass.yaml", "addons/README", "addons/x.json")
+    state = inspect(root, run, "/usr/bin/kubectl", "/etc/kubernetes/addons")
+    assert [p.rsplit("/", 1)[1] for p in state["addons"]] == ["cni.yaml", "kata-runtimeclass.yaml", "x.json"]
+    assert inspect(root, run, "/usr/bin/kubectl", "/etc/kubernetes/none")["addons"] == []
