@@ -313,7 +313,7 @@ class Signer:
         new_key = needs_new_key(existing, spec, reasons, self.spec["rotate_keys"]) if reasons else None
         result = {"cert": self.path(spec["name"], "cert.pem"), "key": self.path(spec["name"], "key.pem"),
                   "csr": self.path(spec["name"], "csr.pem"), "changed": bool(reasons), "reasons": reasons, "new_key": bool(new_key)}
-        if new_key and existing.cert is not None:
+        if new_key and new_key != "no usable key" and existing.cert is not None:
             result["reasons"] = reasons + ["new key: %s" % new_key]
         diff = self._diff(spec["name"], existing, spec, ca_cert) if reasons else None
         if reasons and not self.check_mode:
