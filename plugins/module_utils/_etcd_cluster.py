@@ -220,7 +220,13 @@ def join(ops, name, peer_urls, client_url, service, endpoints, timeout=120, chec
     if check_mode:
         return {"changed": True, "member": name, "steps": ["member add --learner" if me is None else "resume join"]}
     if me is None:
-        ops.etcdctl.member_add(name, peer_urls, learner=True, endpoints=[m.endpoint for m in healthy])
+        def added():
+            # etcd refuses membership changes until the leader has been connected to every member for 5 s
+            # ("unhealthy cluster"); an add whose answer got lost shows up in the member list
+            if look(ops.etcdctl, others).member(name, peer_urls) is None:
+                ops.etcdctl.member_add(name, peer_urls, learner=True, endpoints=[m.endpoint for m in healthy])
+            return True
+        wait_for(ops, timeout, "member add of %s" % name, added)
         steps.append("added as learner")
     _systemctl(ops, ["start", "--no-block", service], name)
     steps.append("started")

@@ -39,7 +39,7 @@ def _json_list(stdout):
 
 def _error_line(stdout, stderr):
     text = "%s\n%s" % (stderr or "", stdout or "")
-    found = _ERROR_RE.findall(text)
+    found = [match.group(0) for match in _ERROR_RE.finditer(text)]
     if found:
         return found[-1].strip()
     for line in reversed(text.strip().splitlines()):
