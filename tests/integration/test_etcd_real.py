@@ -230,3 +230,44 @@ def test_config_file_is_accepted_and_bootstrap_keys_are_stable(etcd):
 def cluster_plan_with_data(etcd, bootstrap):
     members = [etcd.members[n] for n in THREE + ["m4", "m5"]]
     return etcd_plan(members, {"m1": {"has_data": True, "bootstrap": bootstrap}}, [], "other-token")
+
+
+def test_snapshot_then_restore_as_a_new_cluster(etcd, tmp_path):
+    """Last in this module: it replaces the cluster's data."""
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _etcd_snapshot as snap
+    ctl = etcd.etcdctl("m1", etcd.endpoints(THREE))
+    for number in range(20):
+        ctl.call("put", ["put", "/before/%02d" % number, "v"], parse=False)
+    tool = snap.SnapshotTool(run, etcdutl=etcd.etcdutl if etcd.version != "3.4" else None, etcdctl=etcd.etcdctl_bin)
+    saved = snap.save(ctl, tool, str(tmp_path / "backup" / "snapshot.db"), etcd.members["m2"]["client_url"], False)
+    assert saved["snapshot"]["total_keys"] >= 20 and len(saved["sha256"]) == 64
+    ctl.call("put", ["put", "/after/00", "v"], parse=False)
+    old_cluster = cluster.look(ctl, etcd.endpoints(THREE)).cluster_id
+    members = [etcd.members[n] for n in THREE]
+    initial = ",".join("%s=%s" % (m["name"], m["peer_url"]) for m in members)
+    token = "restored-%s" % etcd.suite
+    for name in THREE:
+        params = {"path": saved["path"], "sha256": saved["sha256"], "data_dir": etcd.data_dir(name), "name": name,
+                  "initial_cluster": initial, "initial_cluster_token": token, "peer_urls": [etcd.members[name]["peer_url"]]}
+        damaged = dict(params, sha256="0" * 64)
+        with pytest.raises(snap.SnapshotError, match="has sha256 .* expected 0000"):
+            snap.stage(tool, damaged, False)
+        assert snap.stage(tool, params, False)["changed"] is True
+        assert snap.stage(tool, params, False)["changed"] is False
+        with pytest.raises(snap.SnapshotError, match="etcd is still running"):
+            snap.swap(params, True, lambda path: None, False)
+    for name in THREE:
+        etcd.services[name].stop()
+    for name in THREE:
+        params = {"sha256": saved["sha256"], "data_dir": etcd.data_dir(name), "name": name, "initial_cluster_token": token}
+        result = snap.swap(params, False, lambda path: None, False)
+        assert result["previous_data_dir"].startswith(etcd.data_dir(name) + ".before-restore-")
+        assert snap.swap(params, False, lambda path: None, False)["changed"] is False
+        etcd.prepare(name, {"initial-cluster": initial, "initial-cluster-state": "new", "initial-cluster-token": token})
+    for name in THREE:
+        etcd.services[name].start()
+    etcd.wait_healthy(THREE)
+    keys = ctl.call("get", ["get", "/", "--prefix", "--keys-only"], parse=False).split()
+    assert ["/before/%02d" % n for n in range(20)] == [k for k in keys if k.startswith("/before/")]
+    assert "/after/00" not in keys
+    assert cluster.look(ctl, etcd.endpoints(THREE)).cluster_id != old_cluster
