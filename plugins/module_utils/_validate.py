@@ -38,10 +38,9 @@ def type_name(value):
     """How a value's type reads in a message (``a list``, ``a bool``, ...)."""
     if value is None:
         return "null"
-    names = {bool: "a bool", int: "an integer", float: "a float", str: "a string", list: "a list",
-             tuple: "a list", dict: "a dict", bytes: "bytes"}
-    for kind, name in names.items():
-        if type(value) is kind:
+    for kind, name in ((bool, "a bool"), (int, "an integer"), (float, "a float"), (str, "a string"),
+                       ((list, tuple), "a list"), (dict, "a dict"), (bytes, "bytes")):
+        if isinstance(value, kind):
             return name
     return "a %s" % type(value).__name__
 
@@ -232,6 +231,6 @@ def mask_text(text, secrets):
     """``text`` with every occurrence of each secret (raw, and as TOML/JSON would escape it) replaced by ``MASK``."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
-        for form in {secret, escaped}:
+        for form in (secret, escaped):
             text = text.replace(form, MASK)
     return text
