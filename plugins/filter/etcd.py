@@ -19,6 +19,9 @@ MANAGED_KEYS = frozenset((
     "election-timeout",
 ))
 BOOTSTRAP_KEYS = ("initial-cluster", "initial-cluster-state", "initial-cluster-token")
+# Results the role registers per member, read back through hostvars
+PREFLIGHT = "__etcd_preflight"
+RESTART_CAUSES = (("__etcd_config_file", "configuration"), ("__etcd_unit", "systemd unit"), ("__etcd_install", "etcd binary"))
 
 
 def _url(address, port):
@@ -49,11 +52,27 @@ def _initial_cluster(pairs):
     return ",".join("%s=%s" % pair for pair in pairs)
 
 
-def etcd_plan(members, preflights, live, token):
+def _registered(hostvars, host, name):
+    """A result the role registered on ``host`` ({} when the host did not run it, e.g. outside --limit)."""
+    if host not in hostvars:
+        return {}
+    value = hostvars[host].get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def etcd_running(members, hostvars):
+    """Names of the members whose preflight found data and an active unit: where the live cluster can be read."""
+    return [m["name"] for m in members
+            if _registered(hostvars, m["name"], PREFLIGHT).get("has_data")
+            and (_registered(hostvars, m["name"], PREFLIGHT).get("service") or {}).get("active_state") == "active"]
+
+
+def etcd_plan(members, hostvars, live, token):
     """How each member starts: ``{name: {"action", "bootstrap"}, "joiners": [...]}``.
 
-    ``preflights`` maps member names to their ``etcd_preflight`` result (``has_data``, ``bootstrap``); ``live`` is
-    the member list of the running cluster (``etcd_health``'s ``cluster.members``) or empty when none runs.
+    Reads each member's ``etcd_preflight`` result (registered by the role as ``__etcd_preflight``: ``has_data``,
+    ``bootstrap``); ``live`` is the member list of the running cluster (``etcd_health``'s ``cluster.members``) or
+    empty when none runs.
 
     * ``keep``: the member has data; its bootstrap keys stay as its config file has them (etcd ignores them now),
       so changing the member set never rewrites, and restarts, the others.
@@ -63,10 +82,10 @@ def etcd_plan(members, preflights, live, token):
       when it starts.
     """
     live = live or []
-    by_peer = {url: m for m in members for url in [m["peer_url"]]}
-    cluster_exists = bool(live) or any(preflights.get(m["name"], {}).get("has_data") for m in members)
-    plan, joiners = {}, []
-    live_pairs = []
+    preflights = {m["name"]: _registered(hostvars, m["name"], PREFLIGHT) for m in members}
+    by_peer = {m["peer_url"]: m for m in members}
+    cluster_exists = bool(live) or any(p.get("has_data") for p in preflights.values())
+    plan, joiners, live_pairs = {}, [], []
     for entry in live:
         name = entry.get("name") or by_peer.get((entry.get("peer_urls") or [""])[0], {}).get("name")
         if not name:
@@ -76,7 +95,7 @@ def etcd_plan(members, preflights, live, token):
         live_pairs.append((name, (entry.get("peer_urls") or [""])[0]))
     live_names = {name for name, _url in live_pairs}
     for member in members:
-        preflight = preflights.get(member["name"], {})
+        preflight = preflights[member["name"]]
         current = preflight.get("bootstrap") or {}
         if preflight.get("has_data") and all(key in current for key in BOOTSTRAP_KEYS):
             plan[member["name"]] = {"action": "keep", "bootstrap": {key: current[key] for key in BOOTSTRAP_KEYS}}
@@ -92,6 +111,30 @@ def etcd_plan(members, preflights, live, token):
                 "initial-cluster": _initial_cluster(pairs), "initial-cluster-state": "existing", "initial-cluster-token": token}}
     plan["joiners"] = joiners
     return plan
+
+
+def etcd_restarts(members, hostvars, leader=None):
+    """The running members that must restart, one at a time, the leader last: ``[{"name", "reasons"}]``.
+
+    A member restarts when, in this run, its configuration file or systemd unit changed, its etcd binary was
+    installed or upgraded, or its CA certificate changed (etcd reads the CA only at start; leaf certificates are
+    read again for every connection, so they need no restart). Members that were not running, or that are only
+    joining or starting now, are left to the start and join steps.
+    """
+    restarts = []
+    for member in members:
+        name = member["name"]
+        preflight = _registered(hostvars, name, PREFLIGHT)
+        if not preflight.get("has_data") or (preflight.get("service") or {}).get("active_state") != "active":
+            continue
+        reasons = [reason for variable, reason in RESTART_CAUSES
+                   if _registered(hostvars, name, variable).get("changed")]
+        if _registered(hostvars, name, "__etcd_certs").get("ca_changed"):
+            reasons.append("CA certificate")
+        if reasons:
+            restarts.append({"name": name, "reasons": reasons})
+    restarts.sort(key=lambda entry: entry["name"] == leader)
+    return restarts
 
 
 def etcd_config(member, bootstrap, settings):
@@ -134,4 +177,5 @@ def etcd_config(member, bootstrap, settings):
 
 class FilterModule:
     def filters(self):
-        return {"etcd_members": etcd_members, "etcd_plan": etcd_plan, "etcd_config": etcd_config}
+        return {"etcd_members": etcd_members, "etcd_running": etcd_running, "etcd_plan": etcd_plan,
+                "etcd_restarts": etcd_restarts, "etcd_config": etcd_config}

@@ -20,9 +20,14 @@ description:
   - Nothing is rewritten when every file already has the same content, mode and owner.
   - etcd 3.2 and later read their certificate and key files again for every new TLS connection, so replaced leaf
     certificates take effect without a restart; a changed CA does not (RV(restart_required)).
+  - With O(src), the action plugin reads the CA and each certificate and key from a directory on the controller
+    written by M(kubeforge.cluster.cfssl_cert); the keys are passed to the node only and never logged.
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
   check_mode:
     support: full
   diff_mode:
@@ -34,12 +39,19 @@ options:
     description: The directory of the set; the files are reached as O(dir)C(/current/...).
     type: path
     required: true
+  src:
+    description:
+      - A PKI directory on the controller kept by M(kubeforge.cluster.cfssl_cert). The CA is read from
+        O(src)C(/ca/cert.pem) and each certificate from O(src)C(/<certificates[].src>/cert.pem) and C(key.pem).
+      - Without it, O(ca) and the C(cert) and C(key) of each certificate are given as text.
+    type: path
   ca:
-    description: The CA certificate (PEM text).
+    description: The CA certificate (PEM text). Required without O(src).
     type: str
-    required: true
   certificates:
-    description: Certificates with their keys, each C(name), C(cert) (PEM) and C(key) (PEM; never logged).
+    description:
+      - Certificates with their keys, each C(name) and either C(src) (with O(src)) or C(cert) (PEM) and C(key)
+        (PEM; never logged).
     type: list
     elements: dict
     required: true
@@ -48,14 +60,15 @@ options:
         description: File name stem, letters, digits, C(.), C(_) and C(-).
         type: str
         required: true
+      src:
+        description: The certificate's name in O(src) (handled by the action plugin).
+        type: str
       cert:
         description: The certificate (PEM text).
         type: str
-        required: true
       key:
         description: Its private key (PEM text).
         type: str
-        required: true
         no_log: true
   owner:
     description: Owner of the generation directories and files (for etcd, the C(etcd) user so it can read its keys).
@@ -74,10 +87,12 @@ EXAMPLES = r"""
   kubeforge.cluster.etcd_certs:
     dir: /etc/etcd/pki
     ca: "{{ lookup('ansible.builtin.file', pki + '/ca/cert.pem') }}"
+    src: /srv/pki/etcd
     certificates:
       - name: server
-        cert: "{{ lookup('ansible.builtin.file', pki + '/' + inventory_hostname + '-server/cert.pem') }}"
-        key: "{{ lookup('ansible.builtin.file', pki + '/' + inventory_hostname + '-server/key.pem') }}"
+        src: "{{ inventory_hostname }}-server"
+      - name: peer
+        src: "{{ inventory_hostname }}-peer"
     owner: etcd
     group: etcd
 """
@@ -120,11 +135,13 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import
 def main():
     module = AnsibleModule(argument_spec=dict(
         dir=dict(type="path", required=True),
-        ca=dict(type="str", required=True),
+        src=dict(type="path"),
+        ca=dict(type="str"),
         certificates=dict(type="list", elements="dict", required=True, options=dict(
             name=dict(type="str", required=True),
-            cert=dict(type="str", required=True),
-            key=dict(type="str", required=True, no_log=True),
+            src=dict(type="str"),
+            cert=dict(type="str"),
+            key=dict(type="str", no_log=True),
         )),
         owner=dict(type="str", default="root"),
         group=dict(type="str", default="root"),

@@ -165,9 +165,9 @@ class EtcdHarness:
         return path
 
     def plan(self, names, live=()):
-        preflights = {n: {"has_data": has_member_data(self.data_dir(n)),
-                          "bootstrap": read_bootstrap(str(self.workdir / n / "etcd.conf.yml"))} for n in names}
-        return etcd_plan([self.members[n] for n in names], preflights, list(live), "tok-%s" % self.suite)
+        hostvars = {n: {"__etcd_preflight": {"has_data": has_member_data(self.data_dir(n)),
+                                              "bootstrap": read_bootstrap(str(self.workdir / n / "etcd.conf.yml"))}} for n in names}
+        return etcd_plan([self.members[n] for n in names], hostvars, list(live), "tok-%s" % self.suite)
 
     def prepare(self, name, bootstrap, extra=None):
         (self.workdir / name).mkdir(exist_ok=True)

@@ -229,7 +229,7 @@ def test_config_file_is_accepted_and_bootstrap_keys_are_stable(etcd):
 
 def cluster_plan_with_data(etcd, bootstrap):
     members = [etcd.members[n] for n in THREE + ["m4", "m5"]]
-    return etcd_plan(members, {"m1": {"has_data": True, "bootstrap": bootstrap}}, [], "other-token")
+    return etcd_plan(members, {"m1": {"__etcd_preflight": {"has_data": True, "bootstrap": bootstrap}}}, [], "other-token")
 
 
 def test_snapshot_then_restore_as_a_new_cluster(etcd, tmp_path):
