@@ -189,7 +189,7 @@ def render(view):
     lines = []
     for key in sorted(view):
         value = view[key]
-        lines.append("%s: %s" % (key, "[%s]" % ", ".join(value) if isinstance(value, list) else value))
+        lines.append("%s: %s" % (key, "[%s]" % ", ".join(sorted(value)) if isinstance(value, list) else value))
     return "\n".join(lines) + "\n"
 
 
