@@ -123,9 +123,16 @@ def health_problems(view, name, expected=None):
         problems.append("learners not promoted: %s" % ", ".join(learners))
     if expected is not None:
         names = sorted(m.name for m in view.members)
-        if names != sorted(expected):
-            problems.append("member list is [%s], the etcd hosts are [%s]" % (", ".join(names), ", ".join(sorted(expected))))
+        missing = sorted(set(expected) - set(names))
+        if missing:
+            problems.append("member list is [%s], the etcd hosts are [%s]: %s not members" % (
+                ", ".join(names), ", ".join(sorted(expected)), ", ".join(missing)))
     return problems
+
+
+def extra_members(view, expected):
+    """Members that are not among ``expected`` (hosts that left the group; playbooks/etcd_scale.yml removes them)."""
+    return sorted(m.name or m.id for m in view.members if m.name not in set(expected or ()))
 
 
 def wait_for(ops, timeout, what, probe):

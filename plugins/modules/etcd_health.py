@@ -25,7 +25,10 @@ options:
     type: str
     required: true
   expected_members:
-    description: The member names the cluster should have, exactly (for example the etcd inventory group).
+    description:
+      - The member names the cluster should have (for example the etcd inventory group). A missing one is a problem;
+        a member that is not listed is reported in RV(extra_members) with a warning (removing members is a deliberate
+        step, for example C(playbooks/etcd_scale.yml)).
     type: list
     elements: str
   wait:
@@ -62,6 +65,11 @@ problems:
   type: list
   elements: str
   sample: ["unhealthy: node2 (https://10.0.0.12:2379): context deadline exceeded"]
+extra_members:
+  description: Members that are not in O(expected_members).
+  returned: when O(expected_members) is given
+  type: list
+  elements: str
 cluster:
   description: C(cluster_id), C(leader) (name) and C(members), each with name, id, endpoint, peer_urls, healthy,
     error, is_learner, started, is_leader, version, raft_index, raft_applied_index, db_size.
@@ -70,7 +78,7 @@ cluster:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_cluster import ClusterError, health_problems, look, wait_for
+from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_cluster import ClusterError, extra_members, health_problems, look, wait_for
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_node import NodeOps
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import EtcdctlError
 
@@ -113,6 +121,11 @@ def main():
         pass
     result = {"changed": False, "healthy": not state["problems"], "problems": state["problems"],
               "cluster": state["view"].as_dict() if state["view"] else {}}
+    if p["expected_members"] is not None and state["view"]:
+        result["extra_members"] = extra_members(state["view"], p["expected_members"])
+        if result["extra_members"]:
+            module.warn("etcd members %s are not in the expected members (the etcd group); playbooks/etcd_scale.yml removes "
+                        "them" % ", ".join(result["extra_members"]))
     if state["problems"] and p["fail_on_unhealthy"]:
         module.fail_json(msg="etcd cluster seen from member %s: %s" % (p["name"], "; ".join(state["problems"])), **result)
     module.exit_json(**result)

@@ -89,7 +89,8 @@ def test_health_module_sees_three_healthy_members(etcd):
         "name": "m1", "endpoints": etcd.endpoints(THREE), "ca_file": str(pki / "ca.pem"), "cert_file": str(pki / "admin.pem"),
         "key_file": str(pki / "admin-key.pem"), "etcdctl_path": etcd.etcdctl_bin, "expected_members": THREE + ["m4"]})
     assert kind is FailJson
-    assert result["msg"] == "etcd cluster seen from member m1: member list is [m1, m2, m3], the etcd hosts are [m1, m2, m3, m4]"
+    assert result["msg"] == ("etcd cluster seen from member m1: member list is [m1, m2, m3], the etcd hosts are [m1, m2, m3, m4]: "
+                             "m4 not members")
 
 
 def test_clients_without_a_certificate_of_the_ca_are_refused(etcd, tmp_path):
