@@ -45,7 +45,6 @@ options:
     description: The member's peer URLs (for O(state=present)).
     type: list
     elements: str
-    default: []
   client_url:
     description: The member's own client URL (for O(state=present)); it is not asked before the member runs.
     type: str
@@ -112,7 +111,7 @@ def argument_spec():
         name=dict(type="str", required=True),
         state=dict(type="str", required=True, choices=["restarted", "present", "absent"]),
         endpoints=dict(type="list", elements="str", required=True),
-        peer_urls=dict(type="list", elements="str", default=[]),
+        peer_urls=dict(type="list", elements="str"),
         client_url=dict(type="str"),
         service=dict(type="str", default="etcd"),
         prefer=dict(type="list", elements="str", default=[]),
