@@ -99,7 +99,7 @@ def test_issue_then_unchanged_then_one_san(cfssl, tmp_path):
     peer_generation = os.readlink(tmp_path / "node1-peer")
     kind, check = run(members(tmp_path, extra=["10.0.0.99"]), cfssl, check_mode=True, diff=True)
     assert check["reasons"] == ["node1-server: SAN 10.0.0.99 missing"]
-    assert "sans: [node1, 10.0.0.11, 127.0.0.1, 10.0.0.99]" in check["diff"][0]["after"]
+    assert "sans: [10.0.0.11, 10.0.0.99, 127.0.0.1, node1]" in check["diff"][0]["after"]
     assert "PRIVATE" not in repr(check)
     assert sans(load(tmp_path / "node1-server" / "cert.pem")) == ["node1", "10.0.0.11", "127.0.0.1"]  # check mode wrote nothing
 

@@ -143,7 +143,7 @@ def test_missing_ca_and_diff(tmp_path):
     assert result["reasons"] == ["ca: CA missing", "node1-peer: certificate missing"]
     assert not tmp_path.joinpath("ca").exists()
     after = result["diff"][1]["after"]
-    assert "sans: [node1, 10.0.0.11]" in after and "issuer: (the new CA)" in after
+    assert "sans: [10.0.0.11, node1]" in after and "issuer: (the new CA)" in after
     assert "PRIVATE" not in json.dumps(result)
 
 
@@ -271,7 +271,7 @@ def test_cfssl_runner_argv_and_errors(tmp_path):
 
     def run(argv):
         seen["argv"] = argv
-        seen["files"] = {os.path.basename(a): open(a).read() for a in argv if os.path.isfile(a)}
+        seen["files"] = {os.path.basename(a): open(a).read() for a in argv if a.startswith(str(tmp_path)) and os.path.isfile(a)}
         return 0, json.dumps({"cert": "CERT"}), "2026/12/01 [INFO] signed certificate"
 
     spec = normalize(params(tmp_path))["certificates"][0]
