@@ -21,7 +21,8 @@ MANAGED_KEYS = frozenset((
 BOOTSTRAP_KEYS = ("initial-cluster", "initial-cluster-state", "initial-cluster-token")
 # Results the role registers per member, read back through hostvars
 PREFLIGHT = "__etcd_preflight"
-RESTART_CAUSES = (("__etcd_config_file", "configuration"), ("__etcd_unit", "systemd unit"), ("__etcd_install", "etcd binary"))
+RESTART_CAUSES = (("__etcd_config_file", "configuration"), ("__etcd_unit", "systemd unit"), ("__etcd_install_package", "etcd binary"),
+                  ("__etcd_install_tarball", "etcd binary"), ("__etcd_install_artifacts", "etcd binary"))
 
 
 def _url(address, port):
@@ -127,8 +128,10 @@ def etcd_restarts(members, hostvars, leader=None):
         preflight = _registered(hostvars, name, PREFLIGHT)
         if not preflight.get("has_data") or (preflight.get("service") or {}).get("active_state") != "active":
             continue
-        reasons = [reason for variable, reason in RESTART_CAUSES
-                   if _registered(hostvars, name, variable).get("changed")]
+        reasons = []
+        for variable, reason in RESTART_CAUSES:
+            if _registered(hostvars, name, variable).get("changed") and reason not in reasons:
+                reasons.append(reason)
         if _registered(hostvars, name, "__etcd_certs").get("ca_changed"):
             reasons.append("CA certificate")
         if reasons:

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Ensures a certificate authority (self-signed, or an intermediate signed by a CA the operator provides) and leaf
     certificates described by CSR parameters (CN, hosts, names, key type, expiry, usage profile), using the real
-    C(cfssl) binary. Run it where the CA lives, for example on the controller with C(delegate_to: localhost).
+    C(cfssl) binary. Run it where the CA lives, for example on the controller (C(delegate_to) C(localhost)).
   - B(Idempotent by inspection.) Each existing certificate is read (pure Python, no library needed) and compared
     in this order; any difference re-issues it and is listed in RV(reasons), for example C(node1-peer: SAN
     10.0.0.4 missing) or C(ca: expires in 12 days (renewal window 30 days)). Forced; certificate or key missing;

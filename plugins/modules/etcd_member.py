@@ -14,7 +14,7 @@ description:
     without it (a single-member cluster excepted). When it leads, leadership is first moved (C(etcdctl
     move-leader)) to a healthy member, the first of O(prefer) when possible. Returns when the member answers
     C(endpoint health), sees a leader and has applied the raft index the cluster had before.
-  - B(present) (run on the joining member, whose configuration says C(initial-cluster-state: existing)) adds it
+  - B(present) (run on the joining member, configured with C(initial-cluster-state) C(existing)) adds it
     with C(member add --learner), starts the unit and promotes the learner once it has caught up, so a member that
     never comes up costs the cluster nothing. A join an earlier run left half done is resumed; a member that is
     already a healthy voter is left alone.
