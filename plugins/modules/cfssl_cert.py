@@ -13,15 +13,15 @@ description:
   - Ensures a certificate authority (self-signed, or an intermediate signed by a CA the operator provides) and leaf
     certificates described by CSR parameters (CN, hosts, names, key type, expiry, usage profile), using the real
     C(cfssl) binary. Run it where the CA lives, for example on the controller (C(delegate_to) C(localhost)).
-  - B(Idempotent by inspection.) Each existing certificate is read (pure Python, no library needed) and compared
+  - "B(Idempotent by inspection.) Each existing certificate is read (pure Python, no library needed) and compared
     in this order; any difference re-issues it and is listed in RV(reasons), for example C(node1-peer: SAN
     10.0.0.4 missing) or C(ca: expires in 12 days (renewal window 30 days)). Forced; certificate or key missing;
     unreadable; key does not match the certificate; key type; CN and subject names; SANs (DNS and IP); usages of
     the profile; issuer and the CA's signature (a leaf of a replaced CA is re-issued); expired or inside
-    O(renew_before); lifetime different from the expiry asked for.
+    O(renew_before); lifetime different from the expiry asked for."
   - B(Keys.) A re-issue keeps the existing key (its stored CSR is signed again) unless O(rotate_keys) is set or
     the key is the problem (missing, unreadable, other type). Keys are written 0600 and never returned or shown
-    in a diff. The CA key is never replaced by the module: a missing or mismatched CA key is an error that says
+    in a diff. The CA key is never replaced by the module; a missing or mismatched CA key is an error that says
     how to recover; a CA renewal (expiry, subject) keeps the key, so the certificates it signed stay valid.
   - B(Atomic pairs.) Every certificate lives in O(dir)C(/<name>/) (C(cert.pem), C(key.pem), C(csr.pem)), a
     symlink to a generation directory that is written completely before the link is switched with one
@@ -90,7 +90,7 @@ options:
     description:
       - The cfssl binary, a name looked up in C(PATH) or an absolute path. Debian and Ubuntu ship it in
         C(golang-cfssl) (1.2 in bookworm, 1.6 in trixie; both work).
-      - C(cfssljson) is not needed: the module reads cfssl's JSON output itself, so a key is written once, into
+      - C(cfssljson) is not needed; the module reads cfssl's JSON output itself, so a key is written once, into
         its final 0600 file.
     type: str
     default: cfssl
