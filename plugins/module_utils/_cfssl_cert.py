@@ -119,13 +119,13 @@ def compare_certificate(cert, spec, issuer, now, renew_hours):
         reasons.extend("SAN %s unexpected" % host for host in have_sans if host not in spec["hosts"])
         wanted_ekus = PROFILE_EKUS[spec["profile"]]
         if sorted(cert.extended_key_usages) != sorted(wanted_ekus):
-            reasons.append("usages are [%s], want [%s] (profile %s)" % (", ".join(cert.extended_key_usages), ", ".join(wanted_ekus),
-                                                                         spec["profile"]))
+            reasons.append("usages are [%s], want [%s] (profile %s)" % (
+                ", ".join(cert.extended_key_usages), ", ".join(wanted_ekus), spec["profile"]))
     if issuer is None:
         reasons.append("the CA is new or gets a new subject")
     elif not cert.signed_by(issuer):
-        reasons.append("not signed by %s (issuer is %s)" % ("itself" if issuer is cert else "the CA " + _subject_text(issuer),
-                                                             _issuer_text(cert)))
+        signer = "itself" if issuer is cert else "the CA " + _subject_text(issuer)
+        reasons.append("not signed by %s (issuer is %s)" % (signer, _issuer_text(cert)))
     remaining = cert.not_after - now
     if remaining.total_seconds() <= 0:
         reasons.append("expired %d days ago" % -_days(remaining))

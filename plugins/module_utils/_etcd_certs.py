@@ -35,8 +35,7 @@ def desired_files(params):
     if not ca.is_ca:
         raise InputError("ca", "the certificate %s is not a CA certificate" % ",".join("%s=%s" % p for p in ca.subject))
     files = {"ca.pem": (_pem(ca_text).encode(), 0o644)}
-    summary = {"ca.pem": "CA %s, valid until %s, sha256 %s" % (
-        ",".join("%s=%s" % p for p in ca.subject), ca.not_after.strftime("%Y-%m-%d"), ca.fingerprint[:16])}
+    summary = {"ca.pem": describe("ca.pem", ca)}
     for index, item in enumerate(params["certificates"]):
         where = "certificates[%d]" % index
         name = safe_name(where + ".name", item["name"], "certificate name", _NAME_RE, max_length=100)
@@ -53,9 +52,7 @@ def desired_files(params):
             raise InputError(where + ".cert", "%s (CN=%s) is not signed by the CA given in ca" % (name, cert.common_name))
         files["%s.pem" % name] = (_pem(item["cert"]).encode(), 0o644)
         files["%s-key.pem" % name] = (_pem(item["key"]).encode(), 0o600)
-        summary["%s.pem" % name] = "CN=%s, SANs [%s], %s, valid until %s, sha256 %s" % (
-            cert.common_name, ", ".join(cert.sans), "/".join(cert.extended_key_usages) or "no usages",
-            cert.not_after.strftime("%Y-%m-%d"), cert.fingerprint[:16])
+        summary["%s.pem" % name] = describe("%s.pem" % name, cert)
         summary["%s-key.pem" % name] = "the private key of %s.pem (0600)" % name
     return files, summary
 
@@ -77,6 +74,16 @@ def current_files(directory, names, owner, group):
     return found, stale
 
 
+def describe(filename, cert):
+    """One line about a certificate for the diff: never key material."""
+    if filename == "ca.pem":
+        return "CA %s, valid until %s, sha256 %s" % (",".join("%s=%s" % p for p in cert.subject), cert.not_after.strftime("%Y-%m-%d"),
+                                                     cert.fingerprint[:16])
+    return "CN=%s, SANs [%s], %s, valid until %s, sha256 %s" % (
+        cert.common_name, ", ".join(cert.sans), "/".join(cert.extended_key_usages) or "no usages",
+        cert.not_after.strftime("%Y-%m-%d"), cert.fingerprint[:16])
+
+
 def summarise_current(found):
     lines = {}
     for filename, data in found.items():
@@ -86,16 +93,9 @@ def summarise_current(found):
             lines[filename] = "the private key of %s (0600)" % filename.replace("-key.pem", ".pem")
             continue
         try:
-            cert = load_certificates(data, filename)[0]
+            lines[filename] = describe(filename, load_certificates(data, filename)[0])
         except X509Error as exc:
             lines[filename] = "unreadable: %s" % exc
-            continue
-        lines[filename] = ("CA %s, valid until %s, sha256 %s" % (",".join("%s=%s" % p for p in cert.subject),
-                                                                  cert.not_after.strftime("%Y-%m-%d"), cert.fingerprint[:16])
-                           if filename == "ca.pem" else
-                           "CN=%s, SANs [%s], %s, valid until %s, sha256 %s" % (
-                               cert.common_name, ", ".join(cert.sans), "/".join(cert.extended_key_usages) or "no usages",
-                               cert.not_after.strftime("%Y-%m-%d"), cert.fingerprint[:16]))
     return lines
 
 

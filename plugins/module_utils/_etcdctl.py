@@ -161,4 +161,3 @@ class Etcdctl:
 
     def snapshot_save(self, path, endpoint):
         return self.call("snapshot save", ["snapshot", "save", path], [endpoint], parse=False)
-

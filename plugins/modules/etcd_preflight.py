@@ -146,7 +146,9 @@ def main():
                     "(quorum is %d, so %d may fail) while one more machine can fail; 3 or 5 members are the usual choice"
                     % (size, size - 1, size // 2 + 1, (size - 1) // 2))
     networks = local_networks()
-    run = lambda argv: module.run_command(argv, environ_update=C_ENV)  # noqa: E731
+
+    def run(argv):
+        return module.run_command(argv, environ_update=C_ENV)
     module.exit_json(
         changed=False,
         missing_addresses=missing_addresses(params["addresses"], networks),

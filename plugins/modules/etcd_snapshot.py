@@ -174,7 +174,9 @@ def main():
     missing = [option for option in REQUIRED[p["state"]] if not p[option]]
     if missing:
         module.fail_json(msg="state=%s needs %s" % (p["state"], ", ".join(missing)))
-    run = lambda argv: module.run_command(argv, environ_update=C_ENV)  # noqa: E731
+
+    def run(argv):
+        return module.run_command(argv, environ_update=C_ENV)
     etcdctl_binary = find(module, p["etcdctl_path"])
     try:
         tool = SnapshotTool(run, etcdutl=find(module, p["etcdutl_path"]), etcdctl=etcdctl_binary)

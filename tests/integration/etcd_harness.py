@@ -142,7 +142,8 @@ class EtcdHarness:
         return cfssl_cert.ensure(params, Cfssl(self.cfssl, run, str(self.pki)))
 
     def install_certs(self, name):
-        read = lambda *parts: (self.pki.joinpath(*parts)).read_text()  # noqa: E731
+        def read(*parts):
+            return self.pki.joinpath(*parts).read_text()
         params = {"dir": str(self.workdir / name / "pki"), "ca": read("ca", "cert.pem"), "certificates": [
             {"name": "server", "cert": read(name + "-server", "cert.pem"), "key": read(name + "-server", "key.pem")},
             {"name": "peer", "cert": read(name + "-peer", "cert.pem"), "key": read(name + "-peer", "key.pem")},
@@ -165,8 +166,9 @@ class EtcdHarness:
         return path
 
     def plan(self, names, live=()):
-        hostvars = {n: {"__etcd_preflight": {"has_data": has_member_data(self.data_dir(n)),
-                                              "bootstrap": read_bootstrap(str(self.workdir / n / "etcd.conf.yml"))}} for n in names}
+        hostvars = {n: {"__etcd_preflight": {
+            "has_data": has_member_data(self.data_dir(n)), "bootstrap": read_bootstrap(str(self.workdir / n / "etcd.conf.yml"))}}
+            for n in names}
         return etcd_plan([self.members[n] for n in names], hostvars, list(live), "tok-%s" % self.suite)
 
     def prepare(self, name, bootstrap, extra=None):

@@ -58,12 +58,12 @@ def sans(cert):
 
 
 def members(directory, extra=()):
-    return {"dir": str(directory), "ca": {"cn": "etcd-ca", "names": {"O": "kubeforge", "OU": "etcd"}},
-            "certificates": [
-                {"name": "node1-server", "cn": "node1", "profile": "server", "hosts": ["node1", "10.0.0.11", "127.0.0.1", *extra]},
-                {"name": "node1-peer", "cn": "node1", "profile": "peer", "hosts": ["node1", "10.0.0.11"]},
-                {"name": "admin", "cn": "etcd-admin", "profile": "client", "key": {"algo": "rsa", "size": 2048}},
-            ]}
+    certificates = [
+        {"name": "node1-server", "cn": "node1", "profile": "server", "hosts": ["node1", "10.0.0.11", "127.0.0.1", *extra]},
+        {"name": "node1-peer", "cn": "node1", "profile": "peer", "hosts": ["node1", "10.0.0.11"]},
+        {"name": "admin", "cn": "etcd-admin", "profile": "client", "key": {"algo": "rsa", "size": 2048}},
+    ]
+    return {"dir": str(directory), "ca": {"cn": "etcd-ca", "names": {"O": "kubeforge", "OU": "etcd"}}, "certificates": certificates}
 
 
 def run(args, cfssl, **kwargs):

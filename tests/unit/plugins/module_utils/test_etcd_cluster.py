@@ -13,8 +13,10 @@ class FakeEtcdctl:
     """A cluster of members {name: {id, peer, client, learner, healthy, index}} with a leader."""
 
     def __init__(self, names, leader):
-        self.nodes = {n: {"id": "%x" % (i + 10), "peer": "https://10.0.0.%d:2380" % (11 + i), "client": "https://10.0.0.%d:2379" % (11 + i),
-                            "learner": False, "healthy": True, "index": 100, "started": True} for i, n in enumerate(names)}
+        self.nodes = {}
+        for i, n in enumerate(names):
+            self.nodes[n] = {"id": "%x" % (i + 10), "peer": "https://10.0.0.%d:2380" % (11 + i), "client": "https://10.0.0.%d:2379" % (11 + i),
+                             "learner": False, "healthy": True, "index": 100, "started": True}
         self.leader = leader
         self.calls = []
         self.add_failures = 0
@@ -59,7 +61,7 @@ class FakeEtcdctl:
             self.add_failures -= 1
             raise EtcdctlError("member add", "Error: etcdserver: unhealthy cluster")
         self.nodes[name] = {"id": "ff", "peer": peer_urls[0], "client": "https://10.0.0.99:2379", "learner": learner,
-                              "healthy": False, "index": 0, "started": False}
+                            "healthy": False, "index": 0, "started": False}
         return "ff"
 
     def member_promote(self, member_id, endpoints=None):

@@ -9,9 +9,11 @@ import json
 import pytest
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import Etcdctl, EtcdctlError
 
-STATUS_34 = [{"Endpoint": "https://127.0.0.11:2379", "Status": {"header": {"cluster_id": 6754742526264120611, "member_id": 2418800487377064542,
-              "revision": 1, "raft_term": 2}, "version": "3.4.23", "dbSize": 20480, "leader": 2418800487377064542, "raftIndex": 8,
-              "raftTerm": 2, "raftAppliedIndex": 8, "dbSizeInUse": 16384}}]
+STATUS_34 = [{
+    "Endpoint": "https://127.0.0.11:2379",
+    "Status": {"header": {"cluster_id": 6754742526264120611, "member_id": 2418800487377064542, "revision": 1, "raft_term": 2},
+               "version": "3.4.23", "dbSize": 20480, "leader": 2418800487377064542, "raftIndex": 8, "raftTerm": 2,
+               "raftAppliedIndex": 8, "dbSizeInUse": 16384}}]
 STATUS_FAILED = ("Failed to get the status of endpoint https://127.0.0.12:2379 (context deadline exceeded)\n")
 MEMBERS = {"header": {"cluster_id": 1}, "members": [
     {"ID": 1016797267107033716, "name": "m4", "peerURLs": ["https://127.0.0.14:2380"], "clientURLs": ["https://127.0.0.14:2379"], "isLearner": True},
