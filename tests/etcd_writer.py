@@ -56,6 +56,7 @@ class Writer:
         self.ack_times = []
         self.errors = {}
         self.stop_event = threading.Event()
+        self.started = self.stopped = None
         self.etcdctl = etcdctl
         self.tls = ["--cacert", ca, "--cert", cert, "--key", key]
 
@@ -97,6 +98,7 @@ class Writer:
 
     def run(self):
         number = 0
+        self.started = time.monotonic()
         while not self.stop_event.is_set():
             number += 1
             self.attempts += 1
@@ -105,11 +107,13 @@ class Writer:
                 self.put(key, str(number))
             except (OSError, http.client.HTTPException, ValueError, ssl.SSLError) as exc:
                 self._rotate(exc)
+                self.stop_event.wait(0.01)
                 continue
             self.acknowledged.append(number)
             self.ack_times.append(time.monotonic())
             if self.interval:
                 self.stop_event.wait(self.interval)
+        self.stopped = time.monotonic()
 
     def read_back(self):
         """Key numbers readable now under the prefix (paginated range reads, any endpoint that answers)."""
@@ -137,7 +141,9 @@ class Writer:
     def report(self):
         found = self.read_back()
         lost = sorted(set(self.acknowledged) - found)
-        gaps = [b - a for a, b in zip(self.ack_times, self.ack_times[1:])]
+        # the longest time without an acknowledged write, counting from the start and up to the stop
+        marks = [self.started] + self.ack_times + [self.stopped or time.monotonic()]
+        gaps = [b - a for a, b in zip(marks, marks[1:])]
         return {"writes": self.attempts, "acknowledged": len(self.acknowledged), "lost": len(lost), "lost_keys": lost[:20],
                 "longest_stall_s": round(max(gaps), 3) if gaps else None, "errors": self.errors}
 

@@ -179,7 +179,7 @@ def argument_spec():
         dir=dict(type="path", required=True),
         ca=dict(type="dict", required=True),
         certificates=dict(type="list", elements="dict", default=[]),
-        key=dict(type="dict", default={"algo": "ecdsa", "size": 256}),
+        key=dict(type="dict", default={"algo": "ecdsa", "size": 256}, no_log=False),
         expiry=dict(type="str", default="8760h"),
         renew_before=dict(type="str", default="720h"),
         rotate_keys=dict(type="bool", default=False),

@@ -55,7 +55,7 @@ options:
     type: list
     elements: dict
     required: true
-    options:
+    suboptions:
       name:
         description: File name stem, letters, digits, C(.), C(_) and C(-).
         type: str
@@ -69,7 +69,6 @@ options:
       key:
         description: Its private key (PEM text).
         type: str
-        no_log: true
   owner:
     description: Owner of the generation directories and files (for etcd, the C(etcd) user so it can read its keys).
     type: str

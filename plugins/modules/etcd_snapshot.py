@@ -158,7 +158,7 @@ def main():
         data_dir=dict(type="path"),
         name=dict(type="str"),
         initial_cluster=dict(type="str"),
-        initial_cluster_token=dict(type="str"),
+        initial_cluster_token=dict(type="str", no_log=False),
         peer_urls=dict(type="list", elements="str", default=[]),
         owner=dict(type="str", default="etcd"),
         service=dict(type="str", default="etcd"),

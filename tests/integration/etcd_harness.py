@@ -124,7 +124,7 @@ class EtcdHarness:
             service.stop(signal.SIGKILL)
 
     # PKI ---------------------------------------------------------------------------------------------------
-    def issue(self, names=NAMES):
+    def issue(self, names=tuple(NAMES)):
         """cfssl_cert for every member (server, peer) and an admin client, like the role's PKI step."""
         certificates = [{"name": "admin", "cn": "etcd-admin", "profile": "client"}]
         for name in names:

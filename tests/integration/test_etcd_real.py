@@ -70,8 +70,9 @@ class WriterThread:
         self.writer.stop_event.set()
         self.thread.join(10)
         self.figures = self.writer.report()
-        print("\n%s: writes %d, acknowledged %d, lost %d, longest stall %ss" % (
-            self.label, self.figures["writes"], self.figures["acknowledged"], self.figures["lost"], self.figures["longest_stall_s"]))
+        print("\n%s: writes %d, acknowledged %d, lost %d, longest stall %ss%s" % (
+            self.label, self.figures["writes"], self.figures["acknowledged"], self.figures["lost"], self.figures["longest_stall_s"],
+            "; errors %s" % self.figures["errors"] if self.figures["errors"] else ""))
 
 
 def test_health_module_sees_three_healthy_members(etcd):

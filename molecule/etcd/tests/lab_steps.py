@@ -31,6 +31,7 @@ sys.path.insert(0, str(PROJECT / "tests"))
 from etcd_writer import Writer, check_endpoints  # noqa: E402
 
 FIGURES = EPHEMERAL / "etcd-figures.json"
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)", re.M)
 
 
@@ -62,28 +63,31 @@ def write_inventory(etcd_hosts, host_vars=None, empty_etcd=False, name="step"):
 
 class Run:
     def __init__(self, rc, output, seconds, cpu):
+        output = _ANSI_RE.sub("", output)
         self.rc, self.output, self.seconds, self.cpu = rc, output, seconds, cpu
         self.recap = {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "failed": int(m.group(5)),
                                    "skipped": int(m.group(6))} for m in _RECAP_RE.finditer(output)}
 
     def changed(self):
+        """{host: changed count} of the hosts that changed something; the recap must have been found."""
+        assert self.recap, "no PLAY RECAP in the output:\n" + self.output[-2000:]
         return {host: entry["changed"] for host, entry in self.recap.items() if entry["changed"]}
 
 
-def playbook(name, inventory, extra_vars=None, check=False, limit=None, tags=None):
+def playbook(name, inventory, extra_vars=None, check=False, limit=None, tags=None, diff=False):
     """ansible-playbook PROJECT/playbooks/<name> with this step's inventory; wall and controller CPU measured."""
     argv = ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / name)]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
-    if check:
-        argv += ["--check", "--diff"]
+    if check or diff:
+        argv += ["--check", "--diff"] if check else ["--diff"]
     if limit:
         argv += ["--limit", limit]
     if tags:
         argv += ["--tags", tags]
     before = os.times()
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     after = os.times()
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     return Run(proc.returncode, proc.stdout + proc.stderr, round(time.monotonic() - started, 1), round(cpu, 1))
@@ -126,8 +130,9 @@ class Writing:
         self.thread.join(10)
         self.result = self.writer.report()
         record(self.figures, self.label, {k: self.result[k] for k in ("writes", "acknowledged", "lost", "longest_stall_s")})
-        print("\n%s: writes %d, acknowledged %d, lost %d, longest stall %s s" % (
-            self.label, self.result["writes"], self.result["acknowledged"], self.result["lost"], self.result["longest_stall_s"]))
+        print("\n%s: writes %d, acknowledged %d, lost %d, longest stall %s s%s" % (
+            self.label, self.result["writes"], self.result["acknowledged"], self.result["lost"], self.result["longest_stall_s"],
+            "; errors %s" % self.result["errors"] if self.result["errors"] else ""))
 
 
 def record(figures, label, values):

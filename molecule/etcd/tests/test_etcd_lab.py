@@ -92,9 +92,9 @@ def test_san_change_reissues_one_certificate_and_restarts_nothing():
     before = {h: etcd_process(h) for h in THREE}
     inventory = write_inventory(THREE, SAN_VARS)
     with Writing(THREE, "SAN change", FIG) as writing:
-        run = playbook("etcd.yml", inventory)
+        run = playbook("etcd.yml", inventory, diff=True)
     assert run.rc == 0, run.output[-3000:]
-    assert "node2-server: SAN node2.etcd.lab.invalid missing" in run.output
+    assert "+sans: [%s, 127.0.0.1, localhost, node2, node2.etcd.lab.invalid]" % host_address("node2") in run.output, run.output[-3000:]
     assert run.changed() == {"node2": 2}, run.output[-3000:]  # the certificate on the controller, the set on node2
     assert {h: etcd_process(h) for h in THREE} == before
     assert "node2.etcd.lab.invalid" in served_sans("node2")  # served without a restart
@@ -218,7 +218,9 @@ def test_bad_input_is_a_clear_error_before_anything_changes(label, inventory, ex
         extra = {"etcd_install_method": "artifacts", "etcd_artifacts_dir": str(tmp_path), "etcd_artifact_files": [tarball.name],
                  "etcd_tarball_members": ["etcd"]}
     inventory = dict(inventory)
-    run = playbook("etcd.yml", write_inventory(inventory.pop("etcd_hosts"), name="bad", **inventory), dict(ROLLED, **extra))
+    host_vars = {host: dict(SAN_VARS.get(host, {}), **variables) for host, variables in
+                 dict({h: {} for h in THREE}, **inventory.pop("host_vars", {})).items()}
+    run = playbook("etcd.yml", write_inventory(inventory.pop("etcd_hosts"), host_vars, name="bad", **inventory), dict(ROLLED, **extra))
     assert run.rc != 0, run.output[-2000:]
     assert message in " ".join(run.output.split()), run.output[-3000:]
     assert all(entry["changed"] == 0 for entry in run.recap.values()), run.recap
