@@ -51,9 +51,9 @@ def lab_network():
 def write_inventory(etcd_hosts, host_vars=None, empty_etcd=False, name="step"):
     """A copy of molecule's inventory whose etcd group is ``etcd_hosts`` (in order), plus ``host_vars``."""
     data = copy.deepcopy(base_inventory())
-    children = data["all"].setdefault("children", {})
-    children["etcd"] = {"hosts": {} if empty_etcd else {h: {} for h in etcd_hosts}}
-    children["etcd_spare"] = {"hosts": {h: {} for h in data["all"]["hosts"] if h not in etcd_hosts}}
+    # molecule writes the groups at the top level of its inventory; replace those
+    data["etcd"] = {"hosts": {} if empty_etcd else {h: {} for h in etcd_hosts}}
+    data["etcd_spare"] = {"hosts": {h: {} for h in data["all"]["hosts"] if h not in etcd_hosts}}
     for host, variables in (host_vars or {}).items():
         data["all"]["hosts"][host].update(variables)
     path = INVENTORY.parent / ("etcd-%s.yml" % name)

@@ -131,11 +131,14 @@ def test_rolling_config_change_restarts_one_member_at_a_time_leader_last():
 
 
 def test_killed_member_leaves_the_cluster_writable_and_the_next_converge_brings_a_stopped_one_back():
+    # kill(1) of the main process, not `systemctl kill`: the lab's machines share one cgroup tree, and systemd's
+    # SIGKILL through cgroup.kill would reach the etcd units of every machine
+    node3 = machine("node3")
     with Writing(THREE, "member killed", FIG) as writing:
-        machine("node3").check_output("systemctl kill -s KILL etcd")
+        node3.check_output("kill -9 $(systemctl show etcd -p MainPID --value)")
         time.sleep(3)
     assert writing.result["lost"] == 0
-    node3 = machine("node3")
+    assert writing.result["longest_stall_s"] < 3.0
     node3.check_output("systemctl stop etcd")
     run = playbook("etcd.yml", write_inventory(THREE, SAN_VARS), ROLLED)
     assert run.rc == 0 and run.changed() == {"node3": 1}, run.output[-3000:]
