@@ -36,12 +36,13 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail("src: must be the absolute path of a PKI directory on the controller, got %r" % (src,))
             if not isinstance(args.get("certificates"), list):
                 raise AnsibleActionFail("certificates: must be a list of {name, src}")
-            args["ca"] = _read(os.path.join(src, "ca", "cert.pem"), "the CA certificate")
-            certificates = []
             for index, item in enumerate(args["certificates"]):
                 if not isinstance(item, dict) or not isinstance(item.get("src"), str) or "/" in item["src"] or item["src"] in ("", ".", ".."):
                     raise AnsibleActionFail("certificates[%d]: with src, each entry needs name and src (a certificate name "
                                             "under %s)" % (index, src))
+            args["ca"] = _read(os.path.join(src, "ca", "cert.pem"), "the CA certificate")
+            certificates = []
+            for item in args["certificates"]:
                 certificates.append({"name": item.get("name"),
                                      "cert": _read(os.path.join(src, item["src"], "cert.pem"), "certificate " + item["src"]),
                                      "key": _read(os.path.join(src, item["src"], "key.pem"), "key " + item["src"])})
