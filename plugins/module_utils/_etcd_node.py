@@ -15,6 +15,7 @@ import re
 import time
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import C_ENV, Etcdctl
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path
 
 # Keys of the config file that only matter when a member starts without data (bootstrap); they are kept as they
 # are for a member that has data, so adding a member never rewrites (and restarts) the others.
@@ -119,6 +120,10 @@ class NodeOps:
             module.fail_json(msg="etcdctl_path: %s was not found on this host; install etcdctl (Debian package etcd-client) or "
                                  "set etcdctl_path" % etcdctl_path)
         for option, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+            try:
+                absolute_path(option, path)
+            except InputError as exc:
+                module.fail_json(msg=str(exc))
             if not os.path.isfile(path):
                 module.fail_json(msg="%s: %s does not exist on this host" % (option, path))
         self.etcdctl = Etcdctl(binary, self.run, endpoints, ca_file, cert_file, key_file, command_timeout=command_timeout)

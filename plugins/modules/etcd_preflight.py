@@ -103,7 +103,13 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_node impor
     read_bootstrap,
 )
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import C_ENV
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, is_ip_address, require_str, safe_name
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import (
+    InputError,
+    absolute_path,
+    is_ip_address,
+    require_str,
+    safe_name,
+)
 
 SHOW = ("ActiveState", "MainPID", "UnitFileState", "FragmentPath", "ActiveEnterTimestampMonotonic")
 
@@ -134,6 +140,8 @@ def main():
     params = module.params
     try:
         safe_name("service", params["service"], "unit name")
+        for option in ("data_dir", "config_file", "etcd_path"):
+            absolute_path(option, params[option])
         for index, address in enumerate(params["addresses"]):
             require_str("addresses[%d]" % index, address)
             if not is_ip_address(address):

@@ -131,10 +131,12 @@ previous_data_dir:
 import grp
 import os
 import pwd
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_snapshot import SnapshotError, SnapshotTool, save, stage, swap
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import C_ENV, Etcdctl, EtcdctlError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path, safe_name
 
 REQUIRED = {"saved": ("endpoints", "ca_file", "cert_file", "key_file"),
             "staged": ("sha256", "data_dir", "name", "initial_cluster", "initial_cluster_token", "peer_urls"),
@@ -174,6 +176,16 @@ def main():
     missing = [option for option in REQUIRED[p["state"]] if not p[option]]
     if missing:
         module.fail_json(msg="state=%s needs %s" % (p["state"], ", ".join(missing)))
+    try:
+        for option in ("path", "data_dir", "ca_file", "cert_file", "key_file"):
+            if p[option] is not None:
+                absolute_path(option, p[option])
+        if p["name"] is not None:
+            safe_name("name", p["name"], "member name")
+        if p["sha256"] is not None and not re.match(r"^[0-9a-f]{64}$", p["sha256"]):
+            raise InputError("sha256", "must be 64 lower-case hex digits, got %r" % p["sha256"])
+    except InputError as exc:
+        module.fail_json(msg=str(exc))
 
     def run(argv):
         return module.run_command(argv, environ_update=C_ENV)
