@@ -74,9 +74,10 @@ class Run:
         return {host: entry["changed"] for host, entry in self.recap.items() if entry["changed"]}
 
 
-def playbook(name, inventory, extra_vars=None, check=False, limit=None, tags=None, diff=False):
+def playbook(name, inventory, extra_vars=None, check=False, limit=None, tags=None, diff=False, verbose=False):
     """ansible-playbook PROJECT/playbooks/<name> with this step's inventory; wall and controller CPU measured."""
-    argv = ["ansible-playbook", "-i", str(inventory), str(PROJECT / "playbooks" / name)]
+    path = Path(name) if os.path.isabs(name) else PROJECT / "playbooks" / name
+    argv = ["ansible-playbook", "-i", str(inventory), str(path)] + (["-vv"] if verbose else [])
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     if check or diff:

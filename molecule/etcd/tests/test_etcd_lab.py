@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 from lab_steps import EPHEMERAL, FIGURES, Writing, etcd_process, host_address, machine, pki, playbook, record, write_inventory
@@ -92,8 +93,13 @@ def test_san_change_reissues_one_certificate_and_restarts_nothing():
     before = {h: etcd_process(h) for h in THREE}
     inventory = write_inventory(THREE, SAN_VARS)
     with Writing(THREE, "SAN change", FIG) as writing:
-        run = playbook("etcd.yml", inventory, diff=True)
+        run = playbook("etcd.yml", inventory, diff=True, verbose=True)
     assert run.rc == 0, run.output[-3000:]
+    # node2's keys went to node2 in this run: none of them appears in the -vv --diff output
+    for name in ("node2-server", "node2-peer", "node2-admin"):
+        body = "".join(line for line in (pki(name) / "key.pem").read_text().splitlines() if "-----" not in line)
+        assert body[:40] not in run.output.replace("\n", "").replace(" ", "")
+    assert "PRIVATE KEY" not in run.output
     # the diff of node2's certificate set (never key material) shows the new SAN
     assert [line for line in run.output.splitlines() if line.startswith("+server.pem: CN=node2,") and "node2.etcd.lab.invalid" in line]
     assert run.changed() == {"node2": 2}, run.output[-3000:]  # the certificate on the controller, the set on node2
@@ -110,6 +116,15 @@ def test_second_converge_changes_and_restarts_nothing():
     tasks = {h: entry["ok"] + entry["skipped"] for h, entry in run.recap.items() if h in THREE}
     record(FIG, "no-op converge (3 members)", {"wall_s": run.seconds, "controller_cpu_s": run.cpu, "tasks_per_host": tasks})
     print("\nno-op converge: %s s wall, %s s controller CPU, tasks %s" % (run.seconds, run.cpu, tasks))
+
+
+def test_kubeadm_stage_reads_the_external_etcd_settings():
+    run = playbook(str(Path(__file__).resolve().parents[1] / "kubeadm_external.yml"), write_inventory(THREE, SAN_VARS))
+    assert run.rc == 0 and run.changed() == {}, run.output[-3000:]
+    line = next(line for line in run.output.splitlines() if "etcd_kubeadm_external=" in line)
+    settings = json.loads(line.split("etcd_kubeadm_external=", 1)[1].rstrip("'\" "))
+    assert settings["endpoints"] == ["https://%s:2379" % host_address(h) for h in THREE]
+    assert settings["keyFile"] == "/etc/kubernetes/pki/etcd-external/current/apiserver-etcd-client-key.pem"
 
 
 def test_rolling_config_change_restarts_one_member_at_a_time_leader_last():
