@@ -250,17 +250,21 @@ class NodeOps:
         """The real binary's verdict on ``text``; ProxyError carrying its output when it refuses."""
         directory = tempfile.mkdtemp(prefix="apiserver-proxy-", dir=getattr(self.module, "tmpdir", None))
         candidate = os.path.join(directory, "candidate.conf")
+        if backend == "nginx":
+            # nginx -t opens (creates) the pid file; point it into the scratch directory so that judging a candidate
+            # neither needs the unit's runtime directory nor leaves a file behind.
+            text = re.sub(r"(?m)^pid\s+[^;]*;", "pid %s;" % os.path.join(directory, "test.pid"), text)
         try:
             with open(candidate, "w") as handle:
                 handle.write(text)
             if backend == "nginx":
                 argv = [binary, "-t", "-q", "-e", "stderr", "-c", candidate]
             else:
-                argv = [binary, "-c", "-q", "-f", candidate]
+                argv = [binary, "-c", "-f", candidate]  # not -q: it hides the errors too
             rc, out, err = self.run(argv, check=False)
         finally:
-            if os.path.exists(candidate):
-                os.unlink(candidate)
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
             os.rmdir(directory)
         output = (err + out).replace(candidate, "<candidate>").strip()
         if rc != 0:

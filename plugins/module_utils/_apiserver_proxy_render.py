@@ -107,6 +107,16 @@ def format_duration(milliseconds):
     return "%dms" % milliseconds
 
 
+_UPSTREAM_EXAMPLES = "for example 10.0.0.11, 10.0.0.11:5443, [fd00::11]:5443 or cp1.example.internal:5443"
+
+
+def _upstream_host(option, host, shown):
+    try:
+        host_name(option, host)
+    except InputError:
+        raise InputError(option, "%r is neither an IP address nor a DNS name (with an optional :port); %s" % (shown, _UPSTREAM_EXAMPLES)) from None
+
+
 def parse_upstream(option, value, default_port):
     """One upstream from ``"host"``, ``"host:port"``, ``"[v6]:port"``, a bare IPv6 literal or a dict with host/port/name."""
     name = None
@@ -122,7 +132,7 @@ def parse_upstream(option, value, default_port):
             name = require_str(option + ".name", value["name"])
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        host_name(option + ".host", host)
+        _upstream_host(option + ".host", host, value["host"])
     else:
         text = require_str(option, value).strip()
         if is_ip_address(text):  # a bare IPv6 literal has colons but no port
@@ -130,15 +140,14 @@ def parse_upstream(option, value, default_port):
         else:
             match = re.match(r"^(\[[^\]]*\]|[^:\[\]]+)(?::([0-9]{1,5}))?$", text)
             if not match:
-                raise InputError(option, "%r is neither an address nor a DNS name with an optional :port "
-                                         "(for example 10.0.0.11, 10.0.0.11:5443, [fd00::11]:5443, cp1.example.internal)" % text)
+                raise InputError(option, "%r is neither an IP address nor a DNS name (with an optional :port); %s" % (text, _UPSTREAM_EXAMPLES))
             host = match.group(1)
             port = int(match.group(2)) if match.group(2) else default_port
             if host.startswith("["):
                 host = host[1:-1]
                 if not is_ip_address(host) or ":" not in host:
                     raise InputError(option, "%r: only IPv6 addresses go in brackets" % text)
-            host_name(option, host)
+            _upstream_host(option, host, text)
             require_int(option + " port", port, 1, 65535)
     if is_ip_address(host):
         host = str(ipaddress.ip_address(host))
