@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._apiserver_proxy_render import parse_upstream
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_int
 
 ADDRESS_VARIABLE = "apiserver_proxy_upstream_address"
 
@@ -17,8 +17,10 @@ def apiserver_proxy_upstreams(explicit, group_hosts, hostvars, port, variable="a
     A group host's address is its ``apiserver_proxy_upstream_address``, else its ``ansible_host``, else its inventory
     name. Every entry is checked like the module checks it, and a bad one is named by the variable it came from.
     """
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise AnsibleFilterError("apiserver_proxy_backend_port: must be an integer, got %r" % (port,))
+    try:
+        require_int("apiserver_proxy_backend_port", port, 1, 65535)
+    except InputError as exc:
+        raise AnsibleFilterError(str(exc)) from None
     if explicit:
         if not isinstance(explicit, (list, tuple)):
             raise AnsibleFilterError("%s: must be a list of addresses, got %s" % (variable, type(explicit).__name__))
@@ -36,7 +38,7 @@ def apiserver_proxy_upstreams(explicit, group_hosts, hostvars, port, variable="a
         try:
             upstream = parse_upstream(where, {"host": value, "port": port, "name": name} if name else value, port)
         except InputError as exc:
-            raise AnsibleFilterError(str(exc)) from None
+            raise AnsibleFilterError("%s: %s" % (where, exc.problem)) from None
         result.append({"name": upstream.name, "host": upstream.host, "port": upstream.port})
     return result
 
