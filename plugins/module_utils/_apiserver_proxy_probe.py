@@ -113,21 +113,26 @@ def check(listen_address, listen_port, upstreams, timeout=2.0, tls=True, attempt
 
     wanted = set(range(len(rows))) - {index for index, row in enumerate(rows) if not row["up"]}
     total = attempts or max(4, 3 * len(up))
-    for _attempt in range(total):
-        fingerprint, reason = connect(target, listen_port, timeout, tls)
-        report["proxied_connections"] += 1
-        if fingerprint is None:
-            report["proxied_failures"].append(reason)
-            continue
-        report["forwarded"] = True
-        if not tls:
-            break
-        for index in by_fingerprint.get(fingerprint, []):
-            rows[index]["via_proxy"] = True
-            wanted.discard(index)
-        if fingerprint not in by_fingerprint:
-            report.setdefault("unknown_servers", 0)
-            report["unknown_servers"] += 1
-        if not wanted:
-            break
-    return report
+    # Rounds until every live upstream was seen: right after a reload the old workers may still take a few
+    # connections with the old upstream list, and other clients' long connections skew least_conn.
+    deadline = time.monotonic() + settle
+    while True:
+        for _attempt in range(total):
+            fingerprint, reason = connect(target, listen_port, timeout, tls)
+            report["proxied_connections"] += 1
+            if fingerprint is None:
+                report["proxied_failures"].append(reason)
+                continue
+            report["forwarded"] = True
+            if not tls:
+                return report
+            for index in by_fingerprint.get(fingerprint, []):
+                rows[index]["via_proxy"] = True
+                wanted.discard(index)
+            if fingerprint not in by_fingerprint:
+                report["unknown_servers"] = report.get("unknown_servers", 0) + 1
+            if not wanted:
+                return report
+        if not report["forwarded"] or time.monotonic() >= deadline:
+            return report
+        time.sleep(0.3)

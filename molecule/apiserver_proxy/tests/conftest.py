@@ -64,11 +64,11 @@ class Lab:
         return {"master": master, "exe": exe, "workers": sorted(int(pid) for pid in children)}
 
     def client(self, name, arguments, timeout=120):
-        return self.ssh(name, "python3 /usr/local/bin/proxy_client.py %s" % arguments, timeout=timeout)
+        return self.ssh(name, "python3 /usr/local/bin/apiserver_proxy_client.py %s" % arguments, timeout=timeout)
 
     def spread(self, names, requests=30):
         """Requests through each machine's own 127.0.0.1:6443 at once: ``{name: {"counts": {...}, "errors": [...]}}``."""
-        outputs = self.on_all(names, "python3 /usr/local/bin/proxy_client.py count --requests %d" % requests)
+        outputs = self.on_all(names, "python3 /usr/local/bin/apiserver_proxy_client.py count --requests %d" % requests)
         return {name: json.loads(out) for name, out in outputs.items()}
 
     def sha(self, name, path):

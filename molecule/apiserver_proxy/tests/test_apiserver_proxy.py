@@ -7,7 +7,7 @@ control-plane machine (reload: master PID kept, a connection opened before survi
 bad input; then haproxy (switch, second converge changed=0, --check predicts nothing): spread, failover, a removed
 control-plane machine (reload), the binary refusing a candidate; then back to nginx.
 
-The apiservers are STAND-INS (files/standin_apiserver.py, a small TLS server naming its machine), because
+The apiservers are STAND-INS (tools/apiserver_standin.py, a small TLS server naming its machine), because
 kube-apiserver cannot run in the lab. Every client runs on a lab machine against its own 127.0.0.1 listener.
 """
 
@@ -88,7 +88,7 @@ def failover(lab, backend, victim="cp2", client="w1"):
 
 def start_held_connection(lab, client="w1"):
     lab.ssh(client, "rm -f /tmp/hold.ready /tmp/hold.go /tmp/hold.out; systemctl reset-failed kf-hold 2>/dev/null; "
-                    "systemd-run --unit=kf-hold --collect python3 /usr/local/bin/proxy_client.py hold "
+                    "systemd-run --unit=kf-hold --collect python3 /usr/local/bin/apiserver_proxy_client.py hold "
                     "--ready /tmp/hold.ready --go /tmp/hold.go --out /tmp/hold.out --seconds 300")
     return json.loads(lab.ssh(client, "for i in $(seq 100); do [ -s /tmp/hold.ready ] && break; sleep 0.1; done; cat /tmp/hold.ready"))
 

@@ -5,9 +5,9 @@
 
 Every request is a new TLS connection with ``GET /healthz``; the stand-in apiserver answers ``ok <machine>``.
 
-    proxy_client.py count --requests 30                       # {"counts": {"cp1": 10, ...}, "errors": [...]}
-    proxy_client.py loop --requests 1500 --seconds 20         # one JSON line per request: [start, end, ok, who]
-    proxy_client.py hold --go FILE --ready FILE --seconds 300 # one connection kept open across a proxy reload
+    apiserver_proxy_client.py count --requests 30                       # {"counts": {"cp1": 10, ...}, "errors": [...]}
+    apiserver_proxy_client.py loop --requests 1500 --seconds 20         # one JSON line per request: [start, end, ok, who]
+    apiserver_proxy_client.py hold --go FILE --ready FILE --seconds 300 # one connection kept open across a proxy reload
 
 Bounded in count and time; the target is always the node's own loopback listener.
 """

@@ -7,7 +7,7 @@ It serves ``GET /healthz`` (and any other path) with ``ok <name>`` so that a cli
 machine answered, keeps HTTP/1.1 connections alive (a long-lived connection survives a proxy reload), and has its
 own self-signed certificate per machine, as each kubeadm apiserver has its own serving certificate. Stdlib only.
 
-    standin_apiserver.py --cert C --key K [--port 5443] [--name NAME]
+    apiserver_standin.py --cert C --key K [--port 5443] [--name NAME]
 """
 
 from __future__ import annotations
