@@ -51,7 +51,7 @@ def wait_listening(port, timeout=10.0, process=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError("exited with %s before listening on %d: %s" % (process.returncode, port, process.stderr.read()))
+            raise RuntimeError("exited with %s before listening on %d" % (process.returncode, port))
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -87,7 +87,7 @@ class Standin:
         self.port = free_port()
         cert, key = self_signed(directory, name)
         self.process = subprocess.Popen([sys.executable, str(STANDIN), "--port", str(self.port), "--cert", cert, "--key", key,
-                                         "--name", name], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                         "--name", name], stdout=subprocess.DEVNULL)
         wait_listening(self.port, process=self.process)
 
     def stop(self):
@@ -112,9 +112,13 @@ class Proxy:
             argv = [self.tools["binary"], "-e", "stderr", "-c", str(self.config)]
         else:
             argv = [self.tools["binary"], "-W", "-f", str(self.config), "-p", "/run/%s/haproxy.pid" % self.unit]
-        self.process = subprocess.Popen(argv, env=dict(os.environ, **self.tools["env"]), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
-        wait_listening(self.port, process=self.process)
+        self.log = self.directory / ("%s.log" % backend)
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(argv, env=dict(os.environ, **self.tools["env"]), stdout=log, stderr=log)
+        wait_listening(self.port)
+        time.sleep(0.2)
+        if self.process.poll() is not None:  # something else answered on the port and the proxy could not bind it
+            raise RuntimeError("%s exited with %s: %s" % (backend, self.process.returncode, self.log.read_text()))
 
     def spec(self, upstreams, **params):
         return build_spec(dict(params, backend=self.backend, upstreams=upstreams, listen_port=self.port, user="www-data",
