@@ -53,9 +53,9 @@ def interleaved_round_trips(ports, count):
     samples = {port: [] for port in ports}
     try:
         for conn in connections.values():
-            for _ in range(20):  # warm up
+            for _warm_up in range(20):
                 request(conn)
-        for _ in range(count):
+        for _request in range(count):
             for port, conn in connections.items():
                 started = time.perf_counter()
                 request(conn)
@@ -95,10 +95,10 @@ def _client(port, seconds, queue):
 
 def throughput(port, seconds, clients):
     queue = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=_client, args=(port, seconds, queue)) for _ in range(clients)]
+    workers = [multiprocessing.Process(target=_client, args=(port, seconds, queue)) for _client_number in range(clients)]
     for worker in workers:
         worker.start()
-    total = sum(queue.get(timeout=seconds + 60) for _ in workers)
+    total = sum(queue.get(timeout=seconds + 60) for _worker in workers)
     for worker in workers:
         worker.join()
     return total / seconds
@@ -138,7 +138,7 @@ def main():
             by_port = interleaved_new_connections(ports, args.connections)
             fresh = {name: by_port[port] for name, port in targets.items()}
             rounds = {name: [] for name in targets}
-            for _ in range(args.rounds):  # short runs alternating between the targets; the median rate of each
+            for _round in range(args.rounds):  # short runs alternating between the targets; the median rate of each
                 for name, port in targets.items():
                     rounds[name].append(throughput(port, args.seconds, args.clients))
             rates = {name: statistics.median(values) for name, values in rounds.items()}

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Test client run ON a lab machine against the node-local apiserver proxy (127.0.0.1 only). Stdlib only.
@@ -64,7 +63,7 @@ def one(port, timeout):
 
 def cmd_count(args):
     counts, errors = {}, []
-    for _ in range(args.requests):
+    for _request in range(args.requests):
         try:
             who = one(args.port, args.timeout)
             counts[who] = counts.get(who, 0) + 1
@@ -75,7 +74,7 @@ def cmd_count(args):
 
 def cmd_loop(args):
     deadline = time.time() + args.seconds
-    for _ in range(args.requests):
+    for _request in range(args.requests):
         start = time.time()
         if start > deadline:
             break

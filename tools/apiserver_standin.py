@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A STAND-IN for kube-apiserver (which cannot run in the lab): a small real TLS server on :5443.

@@ -173,4 +173,3 @@ def ensure(spec, ops, check_mode, unit_dir="/etc/systemd/system", backup=True):
     if unit_changed:
         ops.daemon_reload()
     return result, warnings
-

@@ -156,8 +156,8 @@ def judge(report, strict, unit):
     for row in rows:
         if row["up"] and row["via_proxy"] is False:
             warnings.append("apiserver upstream %s (%s) answers directly but was not reached through %s in %d connections; the proxy "
-                            "may still hold it as failed (fail_timeout) or not list it" % (row["name"], row["address"], report["listener"],
-                                                                                            report["proxied_connections"]))
+                            "may still hold it as failed (fail_timeout) or not list it"
+                            % (row["name"], row["address"], report["listener"], report["proxied_connections"]))
     return None, warnings
 
 

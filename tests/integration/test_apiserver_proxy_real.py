@@ -80,7 +80,7 @@ def get(conn):
 
 def through(proxy, count):
     answers = {}
-    for _ in range(count):
+    for _request in range(count):
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as raw, CONTEXT.wrap_socket(raw) as conn:
             who = get(conn)
             answers[who] = answers.get(who, 0) + 1
