@@ -268,8 +268,11 @@ class NodeOps:
             os.rmdir(directory)
         output = (err + out).replace(candidate, "<candidate>").strip()
         if rc != 0:
+            # the lines that say why (nginx "[emerg]", haproxy "[ALERT]"), not haproxy's version notices
+            reasons = [line.strip() for line in output.splitlines() if "[emerg]" in line or "[ALERT]" in line] or [output]
             raise ProxyError("%s refuses the new configuration (%s); the running proxy keeps its current one:\n%s"
-                             % (backend, " ".join(argv).replace(candidate, "<candidate>"), output), rc=rc, stdout=out, stderr=err)
+                             % (backend, " ".join(argv).replace(candidate, "<candidate>"), "\n".join(reasons)),
+                             rc=rc, stdout=out, stderr=err)
         return output
 
     def service(self, unit):

@@ -1,7 +1,7 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lab as the apiserver_proxy tests see it: ssh to its machines, the stage playbook with extra inventories,
-and the figures the tests print (also written to <ephemeral>/apiserver_proxy_figures.json)."""
+and the figures the tests print (also written to .build/figures/molecule-apiserver_proxy.json)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 SCENARIO = Path(__file__).resolve().parent.parent
+# molecule prunes its ephemeral directory at the end; the figures stay here
+FIGURES = SCENARIO.parent.parent / ".build" / "figures" / "molecule-apiserver_proxy.json"
 RECAP_RE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
@@ -56,12 +58,16 @@ class Lab:
     def main_pid(self, name, unit="kube-apiserver-proxy"):
         return int(self.ssh(name, "systemctl show --property=MainPID --value %s" % unit).strip() or 0)
 
-    def proxy_processes(self, name):
-        """``{"master": pid, "exe": path, "workers": [pids]}`` of the proxy unit."""
-        master = self.main_pid(name)
-        exe = self.ssh(name, "readlink /proc/%d/exe" % master).strip() if master else ""
-        children = self.ssh(name, "pgrep -P %d || true" % master).split() if master else []
-        return {"master": master, "exe": exe, "workers": sorted(int(pid) for pid in children)}
+    def proxy_processes(self, names):
+        """``{name: {"master": pid, "exe": path, "workers": [pids]}}`` of the proxy unit on each machine, at once."""
+        outputs = self.on_all(names, "pid=$(systemctl show --property=MainPID --value kube-apiserver-proxy); echo $pid; "
+                                     "[ $pid -gt 0 ] && readlink /proc/$pid/exe && pgrep -P $pid; true")
+        result = {}
+        for name, out in outputs.items():
+            lines = out.split()
+            result[name] = {"master": int(lines[0]), "exe": lines[1] if len(lines) > 1 else "",
+                            "workers": sorted(int(pid) for pid in lines[2:])}
+        return result
 
     def client(self, name, arguments, timeout=120):
         return self.ssh(name, "python3 /usr/local/bin/apiserver_proxy_client.py %s" % arguments, timeout=timeout)
@@ -71,8 +77,9 @@ class Lab:
         outputs = self.on_all(names, "python3 /usr/local/bin/apiserver_proxy_client.py count --requests %d" % requests)
         return {name: json.loads(out) for name, out in outputs.items()}
 
-    def sha(self, name, path):
-        return self.ssh(name, "sha256sum %s 2>/dev/null || true" % path).split(" ")[0]
+    def sha(self, names, path):
+        """``{name: sha256 of path}`` on each machine, at once ('' when missing)."""
+        return {name: out.split(" ")[0] for name, out in self.on_all(names, "sha256sum %s 2>/dev/null || true" % path).items()}
 
     # --- the stage playbook ---------------------------------------------------------------------------------------
     def write_inventory(self, filename, data):
@@ -100,7 +107,8 @@ class Lab:
     def figure(self, key, value):
         self.figures[key] = value
         print("FIGURE %s: %s" % (key, json.dumps(value, sort_keys=True)))
-        (self.ephemeral / "apiserver_proxy_figures.json").write_text(json.dumps(self.figures, indent=2, sort_keys=True))
+        FIGURES.parent.mkdir(parents=True, exist_ok=True)
+        FIGURES.write_text(json.dumps(self.figures, indent=2, sort_keys=True))
 
 
 @pytest.fixture(scope="session")

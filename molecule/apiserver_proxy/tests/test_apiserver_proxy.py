@@ -4,7 +4,7 @@
 
 nginx (converged by molecule): spread from every node, the host's own nginx.service untouched, failover, a new
 control-plane machine (reload: master PID kept, a connection opened before survives; --check --diff first),
-bad input; then haproxy (switch, second converge changed=0, --check predicts nothing): spread, failover, a removed
+bad input; then haproxy (switch, then --check predicts nothing): spread, failover, a removed
 control-plane machine (reload), the binary refusing a candidate; then back to nginx.
 
 The apiservers are STAND-INS (tools/apiserver_standin.py, a small TLS server naming its machine), because
@@ -101,10 +101,10 @@ def finish_held_connection(lab, client="w1"):
 def reload_keeps_master(lab, backend, change, inventories, before_nodes, grown_after):
     """Converge an upstream change; the master PIDs stay, new workers appear, a connection opened before survives."""
     held = start_held_connection(lab)
-    before = {node: lab.proxy_processes(node) for node in before_nodes}
+    before = lab.proxy_processes(before_nodes)
     rc, output, recap, cost = timed_converge(lab, "-e", "apiserver_proxy_backend=%s" % backend, inventories=inventories)
     assert rc == 0, output[-3000:]
-    after = {node: lab.proxy_processes(node) for node in before_nodes}
+    after = lab.proxy_processes(before_nodes)
     result = finish_held_connection(lab)
     lab.figure("%s reload (%s)" % (backend, change), {
         "master_pid_before_after": {node: [before[node]["master"], after[node]["master"]] for node in before_nodes},
@@ -139,9 +139,8 @@ def operator_nginx_intact(lab):
 # --- nginx ---------------------------------------------------------------------------------------------------------
 
 def test_nginx_spread_from_every_node(lab):
-    for node in nodes(lab):
-        assert lab.proxy_processes(node)["exe"] == "/usr/sbin/nginx"
-        assert lab.ssh(node, "systemctl is-enabled kube-apiserver-proxy").strip() == "enabled"
+    assert {node: state["exe"] for node, state in lab.proxy_processes(nodes(lab)).items()} == dict.fromkeys(nodes(lab), "/usr/sbin/nginx")
+    assert set(lab.on_all(nodes(lab), "systemctl is-enabled kube-apiserver-proxy").values()) == {"enabled\n"}
     unit = lab.ssh("w1", "systemctl cat kube-apiserver-proxy")
     assert "Before=kubelet.service" in unit
     assert_spread(lab, "nginx")
@@ -160,7 +159,7 @@ def test_nginx_failover(lab):
 def test_nginx_new_control_plane_check_diff_then_reload(lab):
     grown = lab.write_inventory("grown.yml", GROWN)
     cp4 = lab.address("cp4")
-    before = {node: lab.sha(node, CONFIG["nginx"]) for node in nodes(lab)}
+    before = lab.sha(nodes(lab), CONFIG["nginx"])
     rc, output, _recap = lab.converge("--check", "--diff", inventories=[grown])
     # check_unchanged (molecule.yml) ends a --check run that predicts changes with rc 3 and lists them
     assert rc == 3, output[-3000:]
@@ -170,7 +169,7 @@ def test_nginx_new_control_plane_check_diff_then_reload(lab):
         assert sorted(task for host, task in predicted if host == node) == [
             "Reload apiserver proxy", "Write and validate the proxy configuration and its systemd unit"], predicted
     assert re.search(r"^\+\s+server %s:5443 " % re.escape(cp4), output, re.MULTILINE), "the diff does not show cp4"
-    assert {node: lab.sha(node, CONFIG["nginx"]) for node in nodes(lab)} == before, "--check changed a file"
+    assert lab.sha(nodes(lab), CONFIG["nginx"]) == before, "--check changed a file"
     lab.figure("nginx --check --diff with cp4 added predicts", sorted({task for _host, task in predicted}))
     reload_keeps_master(lab, "nginx", "cp4 added to control_plane", [grown], nodes(lab), grown_after=True)
 
@@ -190,7 +189,7 @@ def test_bad_input_changes_nothing(lab):
         ("port held by another process", ["-e", "apiserver_proxy_listen_port=6444"],
          r"127\.0\.0\.1:6444 is held by python3 \(pid \d+, kf-squatter\.service\)"),
     ]
-    before = lab.proxy_processes("w1"), lab.sha("w1", CONFIG["nginx"])
+    before = lab.proxy_processes(["w1"]), lab.sha(["w1"], CONFIG["nginx"])
     try:
         with ThreadPoolExecutor(max_workers=len(cases)) as pool:
             runs = list(pool.map(lambda case: lab.converge("--limit", "w1", *case[1], inventories=[extra_inventory]), cases))
@@ -202,29 +201,30 @@ def test_bad_input_changes_nothing(lab):
         assert rc != 0, "%s: the run did not fail" % name
         assert re.search(pattern, flat), "%s: no %r in\n%s" % (name, pattern, output[-3000:])
         messages[name] = re.search(pattern, flat).group(0)
-    assert (lab.proxy_processes("w1"), lab.sha("w1", CONFIG["nginx"])) == before, "a refused run changed the proxy"
+    assert (lab.proxy_processes(["w1"]), lab.sha(["w1"], CONFIG["nginx"])) == before, "a refused run changed the proxy"
     lab.figure("bad input (each refused, proxy unchanged)", messages)
     assert_spread(lab, "nginx", grown=True, requests=12)
 
 
 # --- haproxy ---------------------------------------------------------------------------------------------------------
 
-def test_switch_to_haproxy_then_noop_then_check(lab):
-    grown = lab.ephemeral / "grown.yml"
+def test_switch_to_haproxy_then_check_predicts_nothing(lab):
+    """The switch restarts every proxy as haproxy; a --check run then predicts no change (check_unchanged would end it
+    with rc 3), which is the no-op converge of haproxy (the nginx one is molecule's idempotence step)."""
+    grown = str(lab.ephemeral / "grown.yml")
     backend = ["-e", "apiserver_proxy_backend=haproxy"]
-    before = {node: lab.proxy_processes(node) for node in nodes(lab, grown=True)}
-    rc, output, recap, first = timed_converge(lab, *backend, inventories=[str(grown)])
+    before = lab.proxy_processes(nodes(lab, grown=True))
+    rc, output, recap, first = timed_converge(lab, *backend, inventories=[grown])
     assert rc == 0, output[-3000:]
-    for node in nodes(lab, grown=True):
-        after = lab.proxy_processes(node)
+    for node, after in lab.proxy_processes(nodes(lab, grown=True)).items():
         assert after["exe"] == "/usr/sbin/haproxy" and after["master"] != before[node]["master"], (node, after)
-        assert lab.ssh(node, "test -e %s && test ! -e %s && echo ok" % (CONFIG["haproxy"], CONFIG["nginx"])).strip() == "ok"
-    rc, output, recap, noop = timed_converge(lab, *backend, inventories=[str(grown)])
-    assert rc == 0 and all(counts["changed"] == 0 for counts in recap.values()), output[-3000:]
-    rc, output, _recap, check = timed_converge(lab, *backend, "--check", "--diff", inventories=[str(grown)])
+    only_haproxy = lab.on_all(nodes(lab, grown=True), "test -e %s && test ! -e %s && echo ok" % (CONFIG["haproxy"], CONFIG["nginx"]))
+    assert set(only_haproxy.values()) == {"ok\n"}, only_haproxy
+    rc, output, recap, check = timed_converge(lab, *backend, "--check", "--diff", inventories=[grown])
     assert rc == 0 and "check_unchanged: --check predicted no change" in output, output[-3000:]
-    lab.figure("haproxy converges (6 nodes)", {"switch": first, "second_converge_changed": 0, "noop": noop, "check": check,
-                                               "executed_tasks_per_node_noop": sorted({counts["ok"] for counts in recap.values()})})
+    assert all(counts["changed"] == 0 for counts in recap.values()), recap
+    lab.figure("haproxy converges (6 nodes)", {"switch": first, "check_no_op": check,
+                                               "executed_tasks_per_node_no_op": sorted({counts["ok"] for counts in recap.values()})})
 
 
 def test_haproxy_spread_from_every_node(lab):
@@ -241,24 +241,24 @@ def test_haproxy_removed_control_plane_reloads(lab):
 
 def test_binary_refuses_candidate_and_proxy_keeps_running(lab):
     """A name our checks accept but that does not resolve: the real haproxy refuses it, the live config stays."""
-    before = lab.proxy_processes("w1"), lab.sha("w1", CONFIG["haproxy"])
+    before = lab.proxy_processes(["w1"]), lab.sha(["w1"], CONFIG["haproxy"])
     upstreams = json.dumps({"apiserver_proxy_upstreams": ["%s:5443" % lab.address("cp1"), "no-such-apiserver.invalid:5443"],
                             "apiserver_proxy_backend": "haproxy"})
     rc, output, _recap = lab.converge("--limit", "w1", "-e", upstreams)
     flat = " ".join(output.split())
     assert rc != 0 and "haproxy refuses the new configuration" in flat and "no-such-apiserver.invalid" in flat, output[-3000:]
-    assert (lab.proxy_processes("w1"), lab.sha("w1", CONFIG["haproxy"])) == before
+    assert (lab.proxy_processes(["w1"]), lab.sha(["w1"], CONFIG["haproxy"])) == before
     lab.figure("haproxy refuses a candidate", re.search(r"haproxy refuses the new configuration.{0,240}", flat).group(0))
 
 
 # --- back to nginx -------------------------------------------------------------------------------------------------------
 
 def test_switch_back_to_nginx(lab):
-    rc, output, recap, cost = timed_converge(lab)
+    rc, output, _recap, cost = timed_converge(lab)
     assert rc == 0, output[-3000:]
-    for node in nodes(lab):
-        assert lab.proxy_processes(node)["exe"] == "/usr/sbin/nginx"
-        assert lab.ssh(node, "test -e %s && test ! -e %s && echo ok" % (CONFIG["nginx"], CONFIG["haproxy"])).strip() == "ok"
+    assert {node: state["exe"] for node, state in lab.proxy_processes(nodes(lab)).items()} == dict.fromkeys(nodes(lab), "/usr/sbin/nginx")
+    only_nginx = lab.on_all(nodes(lab), "test -e %s && test ! -e %s && echo ok" % (CONFIG["nginx"], CONFIG["haproxy"]))
+    assert set(only_nginx.values()) == {"ok\n"}, only_nginx
     operator_nginx_intact(lab)
     assert_spread(lab, "nginx", requests=12)
     lab.figure("back to nginx", cost)
