@@ -234,3 +234,49 @@ def mask_text(text, secrets):
         for form in (secret, escaped):
             text = text.replace(form, MASK)
     return text
+
+
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_OCTAL_MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+def sha256_checksum(option, value):
+    """A sha256 checksum written ``sha256:<64 hex>`` or as the 64 hex digits alone; returned as lower-case hex."""
+    require_str(option, value)
+    text = value.strip()
+    algorithm, _sep, digest = text.rpartition(":")
+    if algorithm and algorithm.lower() != "sha256":
+        raise InputError(option, "only sha256 checksums are supported (sha256:<64 hex digits>), got the algorithm %r" % algorithm)
+    if not _SHA256_RE.match(digest):
+        raise InputError(option, "must be a sha256 checksum, sha256:<64 hex digits>, got %r" % value)
+    return digest.lower()
+
+
+def octal_mode(option, value):
+    """A file mode written as an octal string (``"0755"``); returned as an int.
+
+    A YAML integer is refused: ``mode: 0755`` reaches a module as the decimal 493 (or as 755 when written without the
+    leading 0), so the only unambiguous spelling is a quoted string.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise InputError(option, "must be an octal string such as '0755' (quoted, so YAML keeps it octal), got %s" % type_name(value))
+    if not _OCTAL_MODE_RE.match(value):
+        raise InputError(option, "must be an octal mode such as '0755', got %r" % value)
+    mode = int(value, 8)
+    if mode > 0o7777:
+        raise InputError(option, "%r is not a file mode (at most 07777)" % value)
+    return mode
+
+
+def url(option, value, schemes=("https", "http")):
+    """A URL with one of ``schemes``, a host and no whitespace or control characters; returned unchanged."""
+    require_str(option, value, max_length=8192)
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)", value)
+    if not match or match.group(1).lower() not in schemes:
+        raise InputError(option, "must be a %s URL, got %r" % (" or ".join(schemes), value))
+    if _WHITESPACE_RE.search(value):
+        raise InputError(option, "must not contain whitespace (percent-encode it as %%20), got %r" % value)
+    authority = match.group(2).rpartition("@")[2]
+    if not authority:
+        raise InputError(option, "has no host: %r" % value)
+    return value

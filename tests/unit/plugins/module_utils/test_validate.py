@@ -99,3 +99,43 @@ def test_secrets_collected_and_masked():
 def test_mask_text_covers_escaped_forms():
     text = 'password = "a\\"b"\nother = "a\\"b-not"\n'
     assert "a\\\"b" not in v.mask_text(text, ['a"b']).replace(v.MASK, "")
+
+
+def test_sha256_checksum_forms():
+    digest = "A" * 64
+    assert v.sha256_checksum("crictl_checksum", "sha256:" + digest) == "a" * 64
+    assert v.sha256_checksum("crictl_checksum", digest) == "a" * 64
+    with pytest.raises(v.InputError, match=r"^crictl_checksum: only sha256 checksums are supported"):
+        v.sha256_checksum("crictl_checksum", "md5:" + "a" * 32)
+    with pytest.raises(v.InputError, match=r"^crictl_checksum: must be a sha256 checksum, sha256:<64 hex digits>, got 'sha256:abc'"):
+        v.sha256_checksum("crictl_checksum", "sha256:abc")
+    with pytest.raises(v.InputError, match="must be a string, got a list"):
+        v.sha256_checksum("crictl_checksum", [digest])
+
+
+def test_octal_mode_only_from_strings():
+    assert v.octal_mode("mode", "0755") == 0o755
+    assert v.octal_mode("mode", "644") == 0o644
+    assert v.octal_mode("mode", "04755") == 0o4755
+    with pytest.raises(v.InputError, match=r"^mode: must be an octal string such as '0755' \(quoted"):
+        v.octal_mode("mode", 493)  # what YAML makes of an unquoted 0755
+    for bad in ("0855", "u+x", "7", "077777"):
+        with pytest.raises(v.InputError, match="mode"):
+            v.octal_mode("mode", bad)
+
+
+@pytest.mark.parametrize("value", ["https://example.invalid/crictl.tar.gz", "http://10.0.0.1:8080/a%20b", "https://user@host.invalid/x"])
+def test_url_accepted(value):
+    assert v.url("crictl_url", value) == value
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("ftp://host/x", "must be a https or http URL"),
+    ("/srv/x.tar.gz", "must be a https or http URL"),
+    ("https:///x", "has no host"),
+    ("https://host/a b", "must not contain whitespace"),
+    ("https://host/a\nb", "control character"),
+])
+def test_url_refused(value, problem):
+    with pytest.raises(v.InputError, match="^crictl_url: .*" + re.escape(problem)):
+        v.url("crictl_url", value)
