@@ -14,6 +14,7 @@ import os
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._apiserver_proxy_node import (
     ProxyError,
+    addresses_conflict,
     describe_process,
     nginx_stream_support,
 )
@@ -55,9 +56,8 @@ def _check_port(spec, ops):
         raise ProxyError("cannot listen on %s: %s; stop that process or choose another listen_port or listen_address. "
                          "Nothing was changed; the running proxy keeps its configuration"
                          % (spec.listen, "; ".join("%s is held by %s" % (info["address"], describe_process(info)) for info in foreign)))
-    own_conflict = any(str(address) == spec.listen_address or address.is_unspecified for address in ours)
-    if own_conflict:
-        return
+    if any(addresses_conflict(spec.listen_address, address) for address in ours):
+        return  # the proxy itself holds it; a restart (listen change) or a reload takes it over
     problem = ops.probe_bind(spec.listen_address, spec.listen_port)
     if problem:
         users = [info for info in ops.all_port_users(spec.listen_port) if info["unit"] != spec.unit_name + ".service"]

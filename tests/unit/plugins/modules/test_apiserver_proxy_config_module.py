@@ -173,6 +173,14 @@ def test_restart_reasons(node, change, reason):
     assert result["action"] == "restart" and any(reason in text for text in result["reasons"]), result["reasons"]
 
 
+def test_widening_the_listen_address_is_not_a_conflict_with_itself(node):
+    run_ok(node)
+    running(node)  # the proxy holds 127.0.0.1:6443; binding 0.0.0.0:6443 beside it would fail, a restart frees it
+    node["bind_error"] = "address already in use"
+    result = run_ok(node, listen_address="0.0.0.0")
+    assert result["action"] == "restart" and node["probed"] == [("127.0.0.1", 6443)]
+
+
 def test_port_held_by_another_process_writes_nothing(node):
     node["foreign"] = [{"pid": 77, "name": "python3", "cmdline": "python3 -m http.server 6443", "unit": "squat.service",
                         "address": "127.0.0.1:6443"}]
