@@ -32,7 +32,9 @@ DEFAULT_USER = {"nginx": "www-data", "haproxy": "haproxy"}
 CONFIG_NAME = {"nginx": "nginx.conf", "haproxy": "haproxy.cfg"}
 _DURATION_RE = re.compile(r"^([0-9]{1,9})(ms|s|m|h|d)?$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
-_UNIT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_UNIT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,200}$")
+# A user (and group) name as useradd's default NAME_REGEX allows it, a little wider: never a path or an option.
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _SERVER_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _COMMENT_RE = re.compile(r"(^|\s)#.*$")
 
@@ -209,7 +211,7 @@ def build_spec(params):
         access_log=require_bool("access_log", params.get("access_log", False)),
         workers=require_int("workers", workers, 1, 256),
         max_connections=require_int("max_connections", params.get("max_connections", 4096), 16, 1048576),
-        user=safe_name("user", user, what="user name"),
+        user=safe_name("user", user, what="user name", pattern=_USER_RE),
         unit_name=safe_name("unit_name", params.get("unit_name", "kube-apiserver-proxy"), what="unit name", pattern=_UNIT_NAME_RE),
         config_dir=absolute_path("config_dir", params.get("config_dir", "/etc/kube-apiserver-proxy")),
     )

@@ -219,7 +219,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._apiserver_proxy
 from ansible_collections.kubeforge.cluster.plugins.module_utils._apiserver_proxy_node import NodeOps, ProxyError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._apiserver_proxy_render import build_spec
 from ansible_collections.kubeforge.cluster.plugins.module_utils._files import ManagedFileError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path
 
 # The /proc tree read for listening sockets and the running master; module tests point it at a fake tree.
 PROC_ROOT = "/proc"
@@ -255,10 +255,11 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         spec = build_spec(module.params)
+        unit_dir = absolute_path("unit_dir", module.params["unit_dir"])
     except InputError as exc:
         module.fail_json(msg=str(exc))
     try:
-        result, warnings = ensure(spec, make_ops(module), module.check_mode, unit_dir=module.params["unit_dir"],
+        result, warnings = ensure(spec, make_ops(module), module.check_mode, unit_dir=unit_dir,
                                   backup=module.params["backup"])
     except ProxyError as exc:
         module.fail_json(msg=str(exc), **exc.details)
