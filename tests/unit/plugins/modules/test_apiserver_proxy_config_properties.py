@@ -72,8 +72,8 @@ def test_apiserver_proxy_config_stays_in_its_root_and_refuses_cleanly(monkeypatc
                 assert result["msg"].startswith(OPTIONS), result["msg"]
                 return
             wanted = {parse_upstream("u", value, 5443).address for value in upstreams}
-            assert set(result["upstreams"]) == wanted and result["listen"].startswith(("[%s]" % listen_address) if ":" in listen_address
-                                                                                     else listen_address)
+            listen = "[%s]" % listen_address if ":" in listen_address else listen_address
+            assert set(result["upstreams"]) == wanted and result["listen"].startswith(listen)
             if check_mode:
                 return
             text = open(os.path.join(root, "etc", "nginx.conf" if backend == "nginx" else "haproxy.cfg")).read()
