@@ -120,7 +120,7 @@ def kubelet_labels(registration):
     return labels
 
 
-def write_node_files(registration, kubelet_config, server, ca_pem, control_plane, serve_state):
+def write_node_files(registration, kubelet_config, server, ca_pem, control_plane, serve_state, stacked_etcd=False):
     cluster.write_file(KUBE + "/pki/ca.crt", ca_pem, 0o644)
     cluster.write_file(KUBE + "/kubelet.conf", cluster.kubeconfig(server, ca_pem, "system:node:" + node_name(registration)))
     if control_plane:
@@ -133,6 +133,9 @@ def write_node_files(registration, kubelet_config, server, ca_pem, control_plane
                            "    kubeforge.test-double/note: TEST DOUBLE manifest, no image runs\n%s"
                            "spec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --secure-port=%d]\n"
                            % (annotation, port))
+        if stacked_etcd:
+            cluster.write_file(KUBE + "/manifests/etcd.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\n"
+                               "spec:\n  containers:\n  - name: etcd\n    command: [etcd, --data-dir=/var/lib/etcd]\n")
     import yaml
 
     cluster.write_file(KUBELET_DIR + "/config.yaml", yaml.safe_dump(kubelet_config or {}), 0o644)
@@ -188,7 +191,7 @@ def init(args, record):
             csr_name, csr = cluster.serving_csr(name, [address])
             state["csrs"][csr_name] = csr
         cluster.write_json(cluster.STATE_FILE, state)
-        write_node_files(registration, kubelet, server, ca_pem, port, serve_state=True)
+        write_node_files(registration, kubelet, server, ca_pem, port, serve_state=True, stacked_etcd=not external)
         restart_kubelet()
         cluster.wait_ready("http://127.0.0.1:%d" % port, 60)
     except (ValueError, OSError, cluster.ApiError) as exc:
@@ -271,7 +274,8 @@ def join(args, record):
             if control is not None and not (current["cluster"].get("etcd") or {}).get("external"):
                 current["etcd_members"].append(name)
         cluster.update(server, register)
-        write_node_files(registration, state["kubelet_config"], server, state["ca_pem"], port, serve_state=False)
+        stacked = control is not None and not (state["cluster"].get("etcd") or {}).get("external")
+        write_node_files(registration, state["kubelet_config"], server, state["ca_pem"], port, serve_state=False, stacked_etcd=stacked)
         restart_kubelet()
     except (ValueError, OSError, cluster.ApiError) as exc:
         return common.fail(record, "%s\nTo see the stack trace of this error execute with --v=5 or higher" % exc)
@@ -345,7 +349,9 @@ def reset(args, record):
             print("[reset] Failed to remove etcd member: %s" % exc)
     subprocess.run(["systemctl", "stop", "kubelet"], check=False, capture_output=True)
     removed = []
-    for path in [KUBE + "/manifests", KUBE + "/pki", KUBELET_DIR, "/var/lib/etcd", cluster.STATE_FILE] + [
+    # like kubeadm: the etcd data directory only of a stacked member (never an external etcd's on the same host)
+    stacked = ["/var/lib/etcd"] if os.path.isfile(KUBE + "/manifests/etcd.yaml") else []
+    for path in [KUBE + "/manifests", KUBE + "/pki", KUBELET_DIR, cluster.STATE_FILE] + stacked + [
             KUBE + "/" + f for f in ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
                                      "controller-manager.conf", "scheduler.conf")]:
         if os.path.isdir(path):

@@ -81,6 +81,7 @@ def test_init_ran_exactly_once_on_the_first_control_plane(hosts):
     record = found["node1"][0]
     assert "--upload-certs" in record["argv"] and record["upload_certs"]
     assert record["argv"][-3:] == ["--config", "/etc/kubernetes/kubeadm/init.yaml", "--upload-certs"]
+    assert record["server"] == "https://127.0.0.1:6443"  # through the node-local apiserver proxy
     assert record["cri_socket"] == "unix:///run/containerd/containerd.sock"
 
 
@@ -93,6 +94,7 @@ def test_control_planes_join_one_at_a_time_in_inventory_order_then_the_workers(h
     assert joins[1]["time"] >= joins[0]["end"], "node3 started joining before node2 had finished"
     assert joins[2]["time"] >= joins[1]["end"], "a worker joined before the control planes had"
     assert all(r["certificate_key_given"] == r["control_plane"] for r in joins)
+    assert {r["endpoint"] for r in joins} == {"127.0.0.1:6443"}  # each node joined through its own apiserver proxy
 
 
 def test_every_join_has_a_fresh_token_and_the_pin_of_the_cluster_ca(hosts):
@@ -172,7 +174,10 @@ def test_remove_node_drains_resets_and_deletes(hosts):
         assert not hosts[node].file("/etc/kubernetes/kubelet.conf").exists
         assert calls(hosts, "node1", "drain", node, component="kubectl")
         assert calls(hosts, "node1", "delete", "node", node, component="kubectl")
-    assert calls(hosts, "node3", "reset")[0]["removed_etcd_member"] is True  # stacked etcd: node3's member is gone
+    # external etcd: kubeadm reset removes no member and leaves the etcd data of node3's external member alone
+    assert calls(hosts, "node3", "reset")[0]["removed_etcd_member"] is False
+    assert "/var/lib/etcd" not in calls(hosts, "node3", "reset")[0]["removed"]
+    assert hosts["node3"].service("etcd").is_running
     assert calls(hosts, "node4", "reset")[0].get("removed_etcd_member") is None
     assert sorted(i["metadata"]["name"] for i in cluster_state(hosts) if i["kind"] == "Node") == ["node1", "node2", "node5"]
 
