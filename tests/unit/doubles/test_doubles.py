@@ -70,9 +70,12 @@ def test_config_validate_uses_the_schemas_of_its_minor(binaries, tmp_path):
 
 def test_what_is_not_implemented_says_so(binaries, tmp_path):
     log = tmp_path / "calls.log"
-    answer = run(binaries / "kubeadm", "init", "--config", "/etc/kubernetes/kubeadm/init.yaml", log=log)
-    assert answer.returncode == 2 and "TEST DOUBLE" in answer.stderr and "'init --config" in answer.stderr
-    assert run(binaries / "kubelet", log=log).returncode == 2
+    answer = run(binaries / "kubeadm", "certs", "renew", "all", log=log)
+    assert answer.returncode == 2 and "TEST DOUBLE" in answer.stderr and "'certs renew all'" in answer.stderr
+    answer = run(binaries / "kubectl", "--kubeconfig", "/nonexistent", "version", "--short", "rollout", log=log)
+    assert answer.returncode == 0  # version ignores the rest, as kubectl does
+    # a kubelet without the kubeconfig kubeadm writes exits 1, as the real one does
+    assert run(binaries / "kubelet", "--config=/var/lib/kubelet/config.yaml", log=log).returncode == 1
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb builds the .debs (Debian)")
@@ -81,7 +84,7 @@ def test_debs_are_named_and_described_as_test_doubles(tmp_path):
     deb = tmp_path / "kubeadm_1.37.0-0testdouble1_all.deb"
     fields = subprocess.run(["dpkg-deb", "--field", str(deb), "Package", "Version", "Depends", "Description"],
                             capture_output=True, text=True, check=True).stdout
-    assert "Package: kubeadm\nVersion: 1.37.0-0testdouble1\nDepends: python3 (>= 3.9), python3-yaml\n" in fields
+    assert "Package: kubeadm\nVersion: 1.37.0-0testdouble1\nDepends: python3 (>= 3.9), python3-yaml, openssl\n" in fields
     assert "Description: TEST DOUBLE of kubeadm for kubeforge.cluster tests - not Kubernetes" in fields
     contents = subprocess.run(["dpkg-deb", "--contents", str(tmp_path / "kubelet_1.37.0-0testdouble1_all.deb")],
                               capture_output=True, text=True, check=True).stdout
