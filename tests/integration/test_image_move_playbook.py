@@ -9,6 +9,7 @@ an image the source lacks (the exact message).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def images(daemon):
 
 
 def move(nodes, *extra, check=False):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json",
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"),
                PATH="%s:%s" % (nodes["bin_dir"], os.environ.get("PATH", "/usr/bin:/bin")))
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(nodes["work"] / "hosts.yml"),
@@ -85,7 +86,8 @@ def recap(stdout):
 
 def task_results(stdout, name):
     """The result lines (``ok: [node1]``, ``skipping: [node2]``, ...) of the task whose name starts with ``name``."""
-    block = stdout.split("TASK [kubeforge.cluster.image_tools : " + name, 1)[1].split("\nTASK [", 1)[0]
+    # role tasks are shown as "TASK [kubeforge.cluster.image_tools : <name>]", an include_role as "TASK [<name>]"
+    block = re.split(r"TASK \[(?:kubeforge\.cluster\.image_tools : )?" + re.escape(name), stdout, maxsplit=1)[1].split("\nTASK [", 1)[0]
     return sorted(line.split(" =>")[0].strip() for line in block.splitlines()
                   if line.startswith(("ok:", "changed:", "skipping:", "fatal:")))
 
@@ -97,7 +99,7 @@ def test_move_only_where_missing(nodes):
     # check mode: says what each node would import, changes nothing, exports nothing
     proc = move(nodes, check=True)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "would be imported: %s" % TOOL in proc.stdout
+    assert "would be imported: %s" % TOOL in proc.stdout, proc.stdout
     assert "would be imported: %s, %s" % (APP, TOOL) in proc.stdout
     assert {name: images(daemon) for name, daemon in daemons.items()} == before
     assert not (nodes["work"] / "controller").exists()
