@@ -21,7 +21,8 @@ from containerd_daemon import ContainerdPool, containerd_bin_dir
 pytestmark = pytest.mark.real_binary
 
 REPO = Path(__file__).resolve().parents[2]
-APP, TOOL = "registry.lab.invalid/move/app:1", "registry.lab.invalid/move/tool:2"
+APP = "registry.lab.invalid/move/app:1"
+TOOL = "registry.lab.invalid/move/tool:2"
 
 
 def image(work, name, content="kubeforge test image\n"):

@@ -10,7 +10,8 @@ from ansible_collections.kubeforge.cluster.plugins.filter.image_move import imag
 
 HEADER = "REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-APP, APP2 = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+APP = "sha256:" + "a" * 64
+APP2 = "sha256:" + "b" * 64
 TOOL = "sha256:" + "c" * 64
 
 
