@@ -123,8 +123,8 @@ def test_move_only_where_missing(nodes):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert all(counts["changed"] == 0 for counts in recap(proc.stdout).values()), proc.stdout[-3000:]
     assert task_results(proc.stdout, "Create a private directory for the archive") == ["skipping: [node1]"]
-    assert task_results(proc.stdout, "Import the images this node lacks") == ["skipping: [node1]", "skipping: [node2]",
-                                                                               "skipping: [node3]"]
+    skipped = ["skipping: [node1]", "skipping: [node2]", "skipping: [node3]"]
+    assert task_results(proc.stdout, "Import the images this node lacks") == skipped
 
 
 def test_an_image_the_source_lacks_is_named(nodes):

@@ -34,8 +34,8 @@ def test_only_the_nodes_that_lack_an_image_or_hold_another_digest_import_it():
     result = plan(listings, ["example.internal/app:1", "example.internal/tool:2"])
     assert result == {
         "export": ["example.internal/app:1", "example.internal/tool:2"],
-        "archive": {"path": "/ctl/node1-images.tar", "images": [{"name": "example.internal/app:1", "digest": APP},
-                                                                 {"name": "example.internal/tool:2", "digest": TOOL}]},
+        "archive": {"path": "/ctl/node1-images.tar",
+                    "images": [{"name": "example.internal/app:1", "digest": APP}, {"name": "example.internal/tool:2", "digest": TOOL}]},
         "imports": {"node2": ["example.internal/tool:2"], "node3": ["example.internal/app:1"], "node4": []},
     }
 
