@@ -15,6 +15,8 @@ credential keys in the request and in the file (before and after), see ``Secrets
 from __future__ import annotations
 
 import collections
+import random
+import time
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import (
     Request,
@@ -43,7 +45,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_conf
 from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, collect_secrets, mask_text
 
 HELPER = "kubeforge.cluster.containerd_config_node"
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 5
 SECRET_FILE_MODE = 0o600
 
 
@@ -124,6 +126,7 @@ def run(params, node, check_mode=False, diff=False):
                     raise ContainerdConfigError("%s; gave up after %d attempts" % (exc, attempt), conflict=True) from None
                 notes.append("%s changed while this task worked on it (another writer); read it again and merged into the new content"
                              % request.path)
+                time.sleep(random.uniform(0.05, 0.3) * attempt)  # out of step with the other writer
     except ContainerdConfigError as exc:
         raise ContainerdConfigError(secrets.mask(exc.msg), **secrets.mask(exc.extra)) from None
     result["warnings"] = notes + result["warnings"]

@@ -272,8 +272,8 @@ def test_a_change_by_another_writer_is_merged_not_lost(conf, tmp_path):
 def test_a_file_that_keeps_changing_fails_saying_why(conf, tmp_path):
     conf.write_text(V2)
     with pytest.raises(ContainerdConfigError) as err:
-        run_local(node=RacingNode(conf, times=5), **task(conf, fake_containerd(tmp_path / "bin", version=C17), sandbox_image="example.org/pause:9"))
-    assert "changed by someone else" in err.value.msg and "gave up after 3 attempts" in err.value.msg
+        run_local(node=RacingNode(conf, times=9), **task(conf, fake_containerd(tmp_path / "bin", version=C17), sandbox_image="example.org/pause:9"))
+    assert "changed by someone else" in err.value.msg and "gave up after 5 attempts" in err.value.msg
     assert "example.org/pause:9" not in conf.read_text() and leftovers(conf.parent) == []
 
 
