@@ -106,9 +106,9 @@ def playbook(runs, host):
     return [{"name": "containerd_config over ssh", "hosts": host, "gather_facts": False, "tasks": tasks}]
 
 
-def run_playbook(workdir, inventory, extra_env, verbose):
+def run_playbook(workdir, inventory, extra_env, verbose, collections=None):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"), ANSIBLE_NOCOLOR="1", **extra_env)
+               ANSIBLE_COLLECTIONS_PATH=collections or str(REPO / ".build" / "collections"), ANSIBLE_NOCOLOR="1", **extra_env)
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(workdir / "bench.yml"),
             "-e", "seed=%s" % (workdir / "seed.toml")]
     if verbose:
@@ -139,12 +139,13 @@ def count_calls(verbose_output):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", default=os.environ.get("KF_BENCH_INVENTORY", "/tmp/cfg-bench.yml"))
+    parser.add_argument("--inventory", default=os.environ.get("KF_BENCH_INVENTORY"), help="a lab inventory (or $KF_BENCH_INVENTORY)")
     parser.add_argument("--host", default="node1")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--collections", help="ANSIBLE_COLLECTIONS_PATH holding another kubeforge.cluster to measure (e.g. an older commit)")
     args = parser.parse_args()
-    if not Path(args.inventory).exists():
+    if not args.inventory or not Path(args.inventory).exists():
         print("no lab inventory at %s: bring a lab node up first (see the docstring); nothing measured" % args.inventory)
         return
     import yaml
@@ -159,9 +160,9 @@ def main():
         timer_out = workdir / "timer.json"
         timer_env = {"ANSIBLE_CALLBACK_PLUGINS": str(callbacks), "ANSIBLE_CALLBACKS_ENABLED": "kf_task_timer",
                      "KF_TIMER_OUT": str(timer_out)}
-        run_playbook(workdir, args.inventory, timer_env, verbose=False)
+        run_playbook(workdir, args.inventory, timer_env, verbose=False, collections=args.collections)
         rows = json.loads(timer_out.read_text())
-        calls = count_calls(run_playbook(workdir, args.inventory, {}, verbose=True))
+        calls = count_calls(run_playbook(workdir, args.inventory, {}, verbose=True, collections=args.collections))
 
     lines = (FIXTURE.read_text() + NVIDIA).count("\n")
     figures = {"runs": args.runs, "file_lines": lines, "kinds": {}}

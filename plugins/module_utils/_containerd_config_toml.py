@@ -8,9 +8,10 @@ Reading is ``tomllib`` (plain data, fast). Writing applies a list of edits (``Se
 tomlkit's parser is quadratic in the number of tables of a file (it deep-copies a table each time a
 sub-table is added): a 300-line config.toml takes tens of milliseconds, a 2,000-line one seconds, and
 minutes when tables are split over several places (benchmarks/containerd_config_merge.py). So the text
-is cut at its table headers and only the sections an edit lands in are parsed; the cut is used only
-when the sections read back as the whole file, and every result must read back as exactly the data
-the edits were computed for, or the whole document is parsed instead (slow, but exact).
+is cut at its table headers and only the sections an edit lands in are parsed, and a value changed in a
+``key = value`` line is replaced in that line without parsing at all. Every result must read back (tomllib)
+as exactly the data the edits were computed for, or the next, more general way is taken, down to parsing the
+whole document (slow, but exact).
 """
 
 from __future__ import annotations
@@ -120,17 +121,23 @@ def rename_tables(text, rename, expected, what):
 
 
 def apply_edits(text, edits, expected):
-    """``text`` with ``edits`` applied; it must read back as ``expected`` (plain data)."""
+    """``text`` with ``edits`` applied; it must read back as ``expected`` (plain data).
+
+    Tried in order until one reads back right: the section cut with values changed in their own line,
+    the section cut with every edited section parsed by tomlkit, the whole document parsed by tomlkit.
+    """
     require_tomlkit()
     if not edits:
         return text
-    sections = _Sections(text, split=True)
-    if sections.usable():
+    for split, in_line in ((True, True), (True, False)):
+        sections = _Sections(text, split=split, in_line=in_line)
+        if not sections.usable():
+            break
         try:
             result = sections.apply_all(edits)
             if same(tomllib.loads(result), expected):
                 return result
-        except Exception:  # noqa: BLE001 - a surprise in the section cut only means: parse the whole document
+        except Exception:  # noqa: BLE001 - a surprise in the section cut only means: take the next, more general way
             pass
     result = _Sections(text, split=False).apply_all(edits)
     if not same(tomllib.loads(result), expected):
@@ -216,33 +223,22 @@ def _secret_left(data, is_secret, secrets, inside=False):
     return inside and not isinstance(data, bool) and data is not None
 
 
-def _deep_merge(target, data):
-    """Merge standalone-parsed sections; False when they do not combine into one document."""
-    for key, value in data.items():
-        if key not in target:
-            target[key] = value
-        elif isinstance(target[key], dict) and isinstance(value, dict):
-            if not _deep_merge(target[key], value):
-                return False
-        elif isinstance(target[key], list) and isinstance(value, list):
-            target[key] = target[key] + value  # elements of an array of tables
-        else:
-            return False
-    return True
-
-
 class _Sections:
     """TOML text cut at its table headers; a section is parsed with tomlkit only when an edit lands in it.
 
-    With ``split`` false the whole text is one section (the exact, slow way).
+    With ``split`` false the whole text is one section (the exact, slow way). With ``in_line``, a new value for
+    a key written as one ``key = value`` line of a section that is not parsed yet replaces the value's text in
+    that line (no parse at all: most edits change one value).
     """
 
-    def __init__(self, text, split):
+    def __init__(self, text, split, in_line=False):
         self.text = text
         self.split = split
+        self.in_line = in_line and split
         self.chunks = [text]
         self.paths = [()]  # header key path of each chunk; () for the head, None for [[array]] elements
         self.docs = {}
+        self.index = None  # header path -> section, built on first use
         if split:
             starts = [m.start() for m in _HEADER_START.finditer(text)]
             bounds = [0] + starts + [len(text)]
@@ -256,25 +252,22 @@ class _Sections:
                 self.paths.append(None if header.group(1) == "[[" else _header_path(header.group(2)))
 
     def usable(self):
-        """The sections read back, one by one, as the whole file (otherwise the cut is wrong)."""
-        if self.paths is None or len(self.chunks) < 2:
-            return False
-        combined = {}
-        try:
-            for chunk in self.chunks:
-                if not _deep_merge(combined, tomllib.loads(chunk)):
-                    return False
-        except tomllib.TOMLDecodeError:
-            return False
-        return same(combined, tomllib.loads(self.text))
+        """Every header-like line reads as a header. A line inside a multi-line value that looks like one is caught
+        later: an edit there fails or does not read back as intended, and the next, more general way is taken."""
+        return self.paths is not None and len(self.chunks) > 1
 
     def _route(self, table_path):
         """The section whose header is the longest prefix of ``table_path`` (the head for top-level keys)."""
-        best, best_len = 0, 0
-        for index, path in enumerate(self.paths):
-            if path and len(path) > best_len and tuple(table_path[:len(path)]) == path:
-                best, best_len = index, len(path)
-        return best
+        if self.index is None:
+            self.index = {}
+            for index, path in enumerate(self.paths):
+                if path:
+                    self.index.setdefault(path, index)
+        for length in range(len(table_path), 0, -1):
+            found = self.index.get(tuple(table_path[:length]))
+            if found is not None:
+                return found
+        return 0
 
     def _container(self, table_path):
         index = self._route(table_path)
@@ -287,7 +280,42 @@ class _Sections:
             container = container[part]
         return container
 
+    def _set_in_line(self, path, value):
+        """Replace the value text of ``key = value`` in its own line of an unparsed section; False if not that simple."""
+        index = self._route(path[:-1])
+        section = self.paths[index]
+        if index in self.docs or section is None or tuple(path[:len(section)]) != section or len(path) != len(section) + 1:
+            return False
+        chunk, key = self.chunks[index], path[-1]
+        spellings = [re.escape("'%s'" % key), re.escape('"%s"' % key)] + ([re.escape(key)] if re.match(r"^[A-Za-z0-9_-]+$", key) else [])
+        lines = list(re.finditer(r"^([ \t]*(?:%s)[ \t]*=[ \t]*)([^\n]*)$" % "|".join(spellings), chunk, re.MULTILINE))
+        old = tomllib.loads(chunk)
+        for part in path:
+            if not isinstance(old, dict) or part not in old:
+                return False
+            old = old[part]
+        if len(lines) != 1 or isinstance(old, (dict, list)):
+            return False
+        rest = lines[0].group(2)
+        for end in [i for i, c in enumerate(rest) if c == "#"] + [len(rest)]:  # shortest first: a comment is not the value
+            candidate = rest[:end].rstrip()
+            try:
+                if not candidate or not same(tomllib.loads("v = " + candidate)["v"], old):
+                    continue
+            except tomllib.TOMLDecodeError:
+                continue
+            if isinstance(value, str) and candidate.startswith("'") and "'" not in value and "\n" not in value:
+                new = tomlkit.string(value, literal=True).as_string()
+            else:
+                new = tomlkit.item(value).as_string()
+            start = lines[0].start(2)
+            self.chunks[index] = chunk[:start] + new + chunk[start + len(candidate):]
+            return True
+        return False
+
     def apply(self, edit):
+        if isinstance(edit, Set) and self.in_line and not isinstance(edit.value, (dict, list)) and self._set_in_line(edit.path, edit.value):
+            return
         if isinstance(edit, Set):
             container = self._container(edit.path[:-1])
             key, value = edit.path[-1], edit.value

@@ -54,9 +54,10 @@ EDITS = [
 ]
 
 
+@pytest.mark.parametrize("in_line", [True, False])
 @pytest.mark.parametrize("text", [NVIDIA_APPENDED, (FIXTURES / "v2-default-1.7.toml").read_text()])
-def test_section_edit_equals_whole_document_edit_and_keeps_other_sections_verbatim(text):
-    sections = t._Sections(text, split=True)
+def test_section_edit_equals_whole_document_edit_and_keeps_other_sections_verbatim(text, in_line):
+    sections = t._Sections(text, split=True, in_line=in_line)
     assert sections.usable()
     cut = sections.apply_all(EDITS)
     assert tomllib.loads(cut) == tomllib.loads(whole_document(text, EDITS)) == expect(text, EDITS)
@@ -65,6 +66,25 @@ def test_section_edit_equals_whole_document_edit_and_keeps_other_sections_verbat
         if index not in edited:
             assert chunk in cut
     assert len(edited) <= 4, "only the sections the edits land in are parsed"
+
+
+@pytest.mark.parametrize("before, after", [
+    ('  sandbox_image = "a"  # keep\n', '  sandbox_image = "b"  # keep\n'),
+    ("  sandbox_image = 'a#1' # the # stays\n", "  sandbox_image = 'b' # the # stays\n"),
+    ('  "sandbox_image"="a"\n', '  "sandbox_image"="b"\n'),
+])
+def test_a_changed_value_is_replaced_in_its_line_without_parsing(before, after):
+    text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n' + before + '  other = 1\n'
+    sections = t._Sections(text, split=True, in_line=True)
+    assert sections.usable()
+    result = sections.apply_all([t.Set(CRI + ("sandbox_image",), "b")])
+    assert result == text.replace(before, after) and sections.docs == {}
+
+
+def test_a_multi_line_value_is_not_replaced_in_line():
+    text = '[a]\nx = [\n  1,\n]\ny = """\nx = 3\n"""\n'
+    edits = [t.Set(("a", "x"), 2)]
+    assert tomllib.loads(t.apply_edits(text, edits, expect(text, edits))) == {"a": {"x": 2, "y": "x = 3\n"}}
 
 
 def test_remove_items_keeps_the_rest_of_the_array_and_its_layout():
@@ -82,7 +102,6 @@ def test_literal_strings_stay_literal():
 
 def test_header_like_line_inside_a_value_is_not_cut_there():
     text = 'version = 2\n# matrix\nx = [\n  [1, 2],\n]\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "a"  # keep\n'
-    assert not t._Sections(text, split=True).usable()
     edits = [t.Set(CRI + ("sandbox_image",), "b")]
     assert t.apply_edits(text, edits, expect(text, edits)) == text.replace('sandbox_image = "a"', 'sandbox_image = "b"')
 
