@@ -183,8 +183,8 @@ def main():
                                   "p90_ms": seconds[int(len(seconds) * 0.9) - 1] if len(seconds) > 1 else seconds[0],
                                   "remote_calls": execs, "transfers": puts, "modules": modules}
         f = figures["kinds"][kind]
-        print("%-10s %6.0fms %6.0fms %6.0fms %12g %11g  %s" % (kind, f["median_ms"], f["mean_ms"], f["p90_ms"], execs, puts,
-                                                              ",".join(modules)))
+        row = (kind, f["median_ms"], f["mean_ms"], f["p90_ms"], execs, puts, ",".join(modules))
+        print("%-10s %6.0fms %6.0fms %6.0fms %12g %11g  %s" % row)
     print("(remote calls = ssh/sftp round trips of the task; timings include the host's other load)")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))

@@ -243,6 +243,19 @@ def plan_options(data, request, version):
         plan.set(schema.sandbox, request.sandbox_image, "sandbox_image")
     if request.registry_config_path is not None:
         plan.set(schema.config_path, request.registry_config_path, "registry_config_path")
+    _runtimes(plan, schema, request)
+    if request.systemd_cgroup is not None:
+        _systemd_cgroup(plan, schema, request.systemd_cgroup, warnings)
+    legacy_default = plan.get(schema.containerd + ("default_runtime", "runtime_type")) if version <= 2 else None
+    if legacy_default:
+        warnings.append(
+            "%s sets the deprecated default_runtime (runtime_type %s): containerd 1.x uses it instead of "
+            "default_runtime_name, and containerd 2.x drops it. Remove that table to make the runtimes take effect"
+            % (dotted(schema.containerd + ("default_runtime",)), legacy_default))
+    return plan, warnings
+
+
+def _runtimes(plan, schema, request):
     for name, spec in request.runtimes.items():
         path, option = schema.runtimes + (name,), _key_option("runtimes", name)
         if plan.get(path) is None and not spec.get("runtime_type"):
@@ -259,16 +272,6 @@ def plan_options(data, request, version):
             raise ContainerdConfigError("default_runtime: %r is not a runtime in %s; define it under runtimes" % (name, dotted(schema.runtimes)),
                                         option="default_runtime")
         plan.set(schema.default_runtime, name, "default_runtime")
-    if request.systemd_cgroup is not None:
-        _systemd_cgroup(plan, schema, request.systemd_cgroup, warnings)
-    if version <= 2:
-        legacy_default = plan.get(schema.containerd + ("default_runtime", "runtime_type"))
-        if legacy_default:
-            warnings.append(
-                "%s sets the deprecated default_runtime (runtime_type %s): containerd 1.x uses it instead of "
-                "default_runtime_name, and containerd 2.x drops it. Remove that table to make the runtimes take effect"
-                % (dotted(schema.containerd + ("default_runtime",)), legacy_default))
-    return plan, warnings
 
 
 def _systemd_cgroup(plan, schema, value, warnings):
@@ -354,7 +357,14 @@ def verify_dump(dump_text, request, file_version):
             problems.append("%s is %r (%s), expected %r" % (label, effective[option], dotted(key_path), wanted))
     if request.default_runtime is not None and effective["default_runtime"] != request.default_runtime:
         problems.append("default runtime is %r, expected %r" % (effective["default_runtime"], request.default_runtime))
-    runtimes = get_path(data, schema.runtimes, {}) or {}
+    problems.extend(_runtime_problems(get_path(data, schema.runtimes, {}) or {}, schema, request, effective))
+    if request.merge and file_version == version:
+        problems.extend(p.split(".", 1)[1] for p in _subset_problems(request.merge, data, "merge", request.is_secret))
+    return problems, effective
+
+
+def _runtime_problems(runtimes, schema, request, effective):
+    problems = []
     for name, spec in request.runtimes.items():
         if name not in runtimes:
             problems.append("runtime %r is missing from %s" % (name, dotted(schema.runtimes)))
@@ -369,9 +379,7 @@ def verify_dump(dump_text, request, file_version):
                 actual = get_path(runtime, ("options", "SystemdCgroup"))
                 if actual is not request.systemd_cgroup:
                     problems.append("runtime %r has SystemdCgroup = %r, expected %r" % (name, actual, request.systemd_cgroup))
-    if request.merge and file_version == version:
-        problems.extend(p.split(".", 1)[1] for p in _subset_problems(request.merge, data, "merge", request.is_secret))
-    return problems, effective
+    return problems
 
 
 def effective_values(data, schema):

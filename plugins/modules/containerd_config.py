@@ -292,4 +292,3 @@ values:
     default_runtime: runc
     runtimes: {runc: io.containerd.runc.v2, kata: io.containerd.kata.v2}
 """
-

@@ -105,8 +105,10 @@ def snapshot(root, skip):
             path = os.path.join(base, entry)
             if path.startswith(skip):
                 continue
-            out[path] = None if os.path.isdir(path) and not os.path.islink(path) else (os.readlink(path) if os.path.islink(path)
-                                                                                        else Path(path).read_bytes())
+            if os.path.islink(path):
+                out[path] = os.readlink(path)
+            else:
+                out[path] = None if os.path.isdir(path) else Path(path).read_bytes()
     return out
 
 
@@ -142,7 +144,7 @@ SCALAR = st.one_of(SAFE_TEXT, st.integers(-2 ** 63, 2 ** 63 - 1), st.booleans(),
 def tree(draw, depth=0):
     """A nested dict of TOML values; values under credential keys are generated secrets (recorded in ``.secrets``)."""
     out = {}
-    for _ in range(draw(st.integers(0 if depth else 1, 3))):
+    for _entry in range(draw(st.integers(0 if depth else 1, 3))):
         if draw(st.integers(0, 4)) == 0:
             key = draw(st.sampled_from(SECRET_KEYS))
             if key == "auth" and draw(st.booleans()):

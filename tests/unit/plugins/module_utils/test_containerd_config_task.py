@@ -259,8 +259,8 @@ class RacingNode(LocalNode):
 
 def test_a_change_by_another_writer_is_merged_not_lost(conf, tmp_path):
     conf.write_text(V2)
-    result, node = run_local(node=RacingNode(conf, times=1), **task(conf, fake_containerd(tmp_path / "bin", version=C17),
-                                                                  sandbox_image="example.org/pause:9"))
+    params = task(conf, fake_containerd(tmp_path / "bin", version=C17), sandbox_image="example.org/pause:9")
+    result, node = run_local(node=RacingNode(conf, times=1), **params)
     data = tomllib.loads(conf.read_text())
     assert data["x-other-writer-0"] == {"n": 0}, "the other writer's change is kept"
     assert data["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "example.org/pause:9"
