@@ -341,7 +341,7 @@ class _Sections:
         for edit in edits:
             try:
                 self.apply(edit)
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - tomlkit's own errors too: name the key, keep the traceback out
                 if self.split:
                     raise
                 raise ContainerdConfigError("cannot write %s into the file (%s: %s); nothing was changed"
