@@ -74,6 +74,20 @@ def read_text(path):
                                % (path, data[exc.start], exc.start)) from None
 
 
+def read_managed(path):
+    """``(resolved path, bytes or None, text or None)`` of a managed file under the symlink rule; a file that is
+    not UTF-8 is named in the error."""
+    resolved = resolve_managed(path)
+    data = read_bytes(resolved)
+    if data is None:
+        return resolved, None, None
+    try:
+        return resolved, data, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManagedFileError("%s is not UTF-8 text (byte 0x%02x at offset %d); fix or remove the file"
+                               % (path, data[exc.start], exc.start)) from None
+
+
 def sha256_hex(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 
@@ -114,17 +128,9 @@ def install_staged(module, path, staged, mode=0o644, expected=None, backup=False
     directory = os.path.dirname(os.path.abspath(path))
     try:
         with directory_lock(directory):
-            if expected is not None:
-                current = read_bytes(path)
-                if expected is False:
-                    unchanged = current is None
-                elif isinstance(expected, str):
-                    unchanged = sha256_hex(current) == expected
-                else:
-                    unchanged = current == expected
-                if not unchanged:
-                    raise ChangedMeanwhileError("%s was changed by someone else while this task worked on it; nothing was written. "
-                                                "Run the task again to merge into the new content" % path)
+            if expected is not None and not _unchanged(path, expected):
+                raise ChangedMeanwhileError("%s was changed by someone else while this task worked on it; nothing was written. "
+                                            "Run the task again to merge into the new content" % path)
             backup_file = module.backup_local(path) if backup and os.path.exists(path) else None
             with open(staged, "rb+") as handle:
                 os.fsync(handle.fileno())
@@ -142,6 +148,123 @@ def install_staged(module, path, staged, mode=0o644, expected=None, backup=False
     return backup_file
 
 
+def _unchanged(path, expected):
+    current = read_bytes(path)
+    if expected is False:
+        return current is None
+    if isinstance(expected, str):
+        return sha256_hex(current) == expected
+    return current == expected
+
+
+def remove_file(module, path, expected=None, backup=False):
+    """Remove ``path`` (the name itself: a symlink is removed, its target stays) under the directory lock.
+
+    ``expected`` as for ``replace_file``: a change by another writer since the caller read the file fails the
+    run and nothing is removed. Returns the backup file's path or None; a missing file is not an error.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return None
+    with directory_lock(directory):
+        if expected is not None and not _unchanged(path, expected):
+            raise ManagedFileError("%s was changed by someone else while this task worked on it; nothing was removed. "
+                                   "Run the task again" % path)
+        if not os.path.lexists(path):
+            return None
+        backup_file = module.backup_local(path) if backup and os.path.isfile(path) else None
+        os.unlink(path)
+    return backup_file
+
+
 def write_file_atomic(module, path, text, new_file_mode=0o644):
     """``replace_file`` without the concurrency check (kept for callers that own their file outright)."""
     replace_file(module, path, text, mode=new_file_mode)
+
+
+class StagedFiles:
+    """Several files replaced together: each is staged in its destination's directory, then all are renamed.
+
+    Staging writes and fsyncs a hidden temporary file next to the destination with its final mode and owner (and the
+    SELinux default context), so nothing visible changes until ``commit``. ``commit`` takes the directory locks,
+    keeps a hard link to each file it replaces and renames every staged file over its destination; if one rename
+    fails, the ones already done are put back from those links, so either all destinations have their new content or
+    none has. Used as a context manager, whatever was not committed is removed.
+    """
+
+    def __init__(self, module=None):
+        self.module = module
+        self.staged = {}  # dest -> staged path, in staging order
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.discard()
+        return False
+
+    def stage(self, dest, source, mode, uid=-1, gid=-1):
+        """Stage ``source`` (a readable binary file object) for ``dest``; returns the sha256 of what was written."""
+        directory = os.path.dirname(dest)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        fd, staged = tempfile.mkstemp(dir=directory, prefix=".%s.kubeforge-" % os.path.basename(dest))
+        self.discard(dest)
+        self.staged[dest] = staged
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in iter(lambda: source.read(1024 * 1024), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(staged, mode)
+        if uid != -1 or gid != -1:
+            os.chown(staged, uid, gid)
+            os.chmod(staged, mode)  # chown clears set-id bits
+        if self.module is not None and self.module.selinux_enabled():
+            context = self.module.selinux_default_context(dest)
+            self.module.set_context_if_different(staged, context, False)
+        return digest.hexdigest()
+
+    def discard(self, dest=None):
+        """Remove the staged file of ``dest`` (every staged file when None)."""
+        for key in ([dest] if dest is not None else list(self.staged)):
+            staged = self.staged.pop(key, None)
+            if staged and os.path.lexists(staged):
+                os.unlink(staged)
+
+    def commit(self):
+        """Rename every staged file over its destination (all or none); returns the destinations replaced."""
+        directories = sorted({os.path.dirname(dest) for dest in self.staged})
+        with contextlib.ExitStack() as stack:
+            for directory in directories:
+                stack.enter_context(directory_lock(directory))
+            kept = {}
+            done = []
+            try:
+                for dest in self.staged:
+                    if os.path.exists(dest):
+                        link = "%s.kubeforge-old-%s" % (os.path.join(os.path.dirname(dest), "." + os.path.basename(dest)), os.urandom(4).hex())
+                        try:
+                            os.link(dest, link)
+                            kept[dest] = link
+                        except OSError:
+                            pass  # no hard links here: this one file cannot be put back
+                for dest, staged in self.staged.items():
+                    os.rename(staged, dest)
+                    done.append(dest)
+            except OSError as exc:
+                for dest in reversed(done):
+                    if dest in kept:
+                        os.rename(kept.pop(dest), dest)
+                    else:
+                        os.unlink(dest)
+                raise ManagedFileError("replacing %s failed (%s); every file was left as it was" % (", ".join(self.staged), exc)) from None
+            finally:
+                for link in kept.values():
+                    if os.path.lexists(link):
+                        os.unlink(link)
+                for dest in done:
+                    self.staged.pop(dest, None)
+        return done

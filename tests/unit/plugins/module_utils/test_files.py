@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
+import stat
 import threading
 
 import pytest
@@ -107,3 +110,88 @@ def test_concurrent_writers_never_lose_an_update(tmp_path):
     lines = path.read_text().split()
     assert sorted(map(int, lines)) == sorted(succeeded)
     assert len(succeeded) >= 1
+
+
+def _leftovers(directory):
+    return sorted(p.name for p in directory.iterdir() if ".kubeforge-" in p.name)
+
+
+def test_staged_files_replace_all_together(tmp_path):
+    bin_dir, sbin_dir = tmp_path / "bin", tmp_path / "sbin"
+    bin_dir.mkdir()
+    (bin_dir / "crictl").write_bytes(b"old crictl")
+    with f.StagedFiles() as staged:
+        digest = staged.stage(str(bin_dir / "crictl"), io.BytesIO(b"new crictl"), 0o755)
+        staged.stage(str(sbin_dir / "runc"), io.BytesIO(b"runc"), 0o700)
+        assert (bin_dir / "crictl").read_bytes() == b"old crictl", "nothing visible changes before commit"
+        assert len(_leftovers(bin_dir)) == 1
+        assert staged.commit() == [str(bin_dir / "crictl"), str(sbin_dir / "runc")]
+    assert digest == hashlib.sha256(b"new crictl").hexdigest()
+    assert (bin_dir / "crictl").read_bytes() == b"new crictl" and (sbin_dir / "runc").read_bytes() == b"runc"
+    assert stat.S_IMODE((sbin_dir / "runc").stat().st_mode) == 0o700
+    assert _leftovers(bin_dir) == [] and _leftovers(sbin_dir) == []
+
+
+def test_staged_files_put_everything_back_when_one_rename_fails(tmp_path, monkeypatch):
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(b"old " + name.encode())
+    real_rename = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # the third file cannot be replaced
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    staged = f.StagedFiles()
+    with staged:
+        for name in ("a", "b", "c"):
+            staged.stage(str(tmp_path / name), io.BytesIO(b"new " + name.encode()), 0o755)
+        monkeypatch.setattr(os, "rename", rename)
+        with pytest.raises(f.ManagedFileError, match="every file was left as it was"):
+            staged.commit()
+        monkeypatch.setattr(os, "rename", real_rename)
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b", "c")] == [b"old a", b"old b", b"old c"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_staged_files_remove_new_files_on_failure_and_stage_errors_leave_nothing(tmp_path, monkeypatch):
+    (tmp_path / "old").write_bytes(b"old")
+
+    class Broken(io.BytesIO):
+        def read(self, size=-1):
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError), f.StagedFiles() as staged:
+        staged.stage(str(tmp_path / "new"), io.BytesIO(b"new"), 0o755)
+        staged.stage(str(tmp_path / "old"), Broken(), 0o755)
+    assert not (tmp_path / "new").exists() and (tmp_path / "old").read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_remove_file_compares_first_and_removes_a_link_not_its_target(tmp_path):
+    target = tmp_path / "real.conf"
+    target.write_text("x")
+    link = tmp_path / "link.conf"
+    link.symlink_to(target)
+    with pytest.raises(f.ManagedFileError, match="changed by someone else.*nothing was removed"):
+        f.remove_file(FakeModule(), str(link), expected=b"y")
+    assert link.is_symlink()
+    assert f.remove_file(FakeModule(), str(link), expected=b"x") is None
+    assert not os.path.lexists(link) and target.read_text() == "x"
+    assert f.remove_file(FakeModule(), str(tmp_path / "none.conf"), expected=False) is None
+    backup = f.remove_file(FakeModule(), str(target), expected=b"x", backup=True)
+    assert open(backup).read() == "x" and not target.exists()
+
+
+def test_read_managed_follows_the_symlink_rule(tmp_path):
+    target = tmp_path / "real.conf"
+    target.write_bytes(b"a\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(target)
+    assert f.read_managed(str(link)) == (str(target), b"a\n", "a\n")
+    assert f.read_managed(str(tmp_path / "missing.conf")) == (str(tmp_path / "missing.conf"), None, None)
+    target.write_bytes(b"\xfe")
+    with pytest.raises(f.ManagedFileError, match="link.conf is not UTF-8 text \\(byte 0xfe at offset 0\\)"):
+        f.read_managed(str(link))

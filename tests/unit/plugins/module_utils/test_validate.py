@@ -99,3 +99,83 @@ def test_secrets_collected_and_masked():
 def test_mask_text_covers_escaped_forms():
     text = 'password = "a\\"b"\nother = "a\\"b-not"\n'
     assert "a\\\"b" not in v.mask_text(text, ['a"b']).replace(v.MASK, "")
+
+
+def test_sha256_checksum_forms():
+    digest = "A" * 64
+    assert v.sha256_checksum("crictl_checksum", "sha256:" + digest) == "a" * 64
+    assert v.sha256_checksum("crictl_checksum", digest) == "a" * 64
+    with pytest.raises(v.InputError, match=r"^crictl_checksum: only sha256 checksums are supported"):
+        v.sha256_checksum("crictl_checksum", "md5:" + "a" * 32)
+    with pytest.raises(v.InputError, match=r"^crictl_checksum: must be a sha256 checksum, sha256:<64 hex digits>, got 'sha256:abc'"):
+        v.sha256_checksum("crictl_checksum", "sha256:abc")
+    with pytest.raises(v.InputError, match="must be a string, got a list"):
+        v.sha256_checksum("crictl_checksum", [digest])
+
+
+def test_octal_mode_only_from_strings():
+    assert v.octal_mode("mode", "0755") == 0o755
+    assert v.octal_mode("mode", "644") == 0o644
+    assert v.octal_mode("mode", "04755") == 0o4755
+    with pytest.raises(v.InputError, match=r"^mode: must be an octal string such as '0755' \(quoted"):
+        v.octal_mode("mode", 493)  # what YAML makes of an unquoted 0755
+    for bad in ("0855", "u+x", "7", "077777"):
+        with pytest.raises(v.InputError, match="mode"):
+            v.octal_mode("mode", bad)
+
+
+@pytest.mark.parametrize("value", ["https://example.invalid/crictl.tar.gz", "http://10.0.0.1:8080/a%20b", "https://user@host.invalid/x"])
+def test_url_accepted(value):
+    assert v.url("crictl_url", value) == value
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("ftp://host/x", "must be a https or http URL"),
+    ("/srv/x.tar.gz", "must be a https or http URL"),
+    ("https:///x", "has no host"),
+    ("https://host/a b", "must not contain whitespace"),
+    ("https://host/a\nb", "control character"),
+])
+def test_url_refused(value, problem):
+    with pytest.raises(v.InputError, match="^crictl_url: .*" + re.escape(problem)):
+        v.url("crictl_url", value)
+
+
+@pytest.mark.parametrize("value, expected", [(True, True), ("yes", True), (" False ", False), ("0", False), ("On", True)])
+def test_require_boolean_accepts_what_ansible_bool_options_accept(value, expected):
+    assert v.require_boolean("modules[0].required", value) is expected
+
+
+@pytest.mark.parametrize("value, shown", [("maybe", "'maybe'"), (None, "null"), (1, "an integer"), (["yes"], "a list")])
+def test_require_boolean_refuses_the_rest(value, shown):
+    with pytest.raises(v.InputError, match="^modules\\[0\\].required: must be true or false, got %s$" % re.escape(shown)):
+        v.require_boolean("modules[0].required", value)
+
+
+def test_require_keys():
+    assert v.require_keys("item", {"name": "x"}, ("name", "reason"), required=("name",)) == {"name": "x"}
+    with pytest.raises(v.InputError, match="^item: has unknown keys nam; allowed: name, reason$"):
+        v.require_keys("item", {"nam": "x"}, ("name", "reason"))
+    with pytest.raises(v.InputError, match="^item: needs the keys name$"):
+        v.require_keys("item", {"reason": "x"}, ("name", "reason"), required=("name",))
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("kubeforge", "must end with .conf"), (".conf", "must not start with '.'"), ("a b.conf", "must not contain whitespace"),
+    ("x/y.conf", "must not contain '/'"), ("-C.conf", "must not start with '-'"), ("é.conf", "may only contain"),
+])
+def test_file_name(value, problem):
+    assert v.file_name("persist_file", "kubeforge.conf", suffixes=(".conf",)) == "kubeforge.conf"
+    with pytest.raises(v.InputError, match="^persist_file: ") as caught:
+        v.file_name("persist_file", value, suffixes=(".conf",))
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("secret", ['a\nbcdefgh', 'tab\there', 'pässwörd', 'esc\x1bape', 'q"uo\\te'])
+def test_mask_text_covers_json_escapes_of_control_and_non_ascii(secret):
+    import json
+
+    for ascii_only in (False, True):
+        text = json.dumps({"password": secret, "other": "x"}, ensure_ascii=ascii_only)
+        masked = v.mask_text(text, [secret])
+        assert json.loads(masked)["password"] == v.MASK
