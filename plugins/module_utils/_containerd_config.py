@@ -14,7 +14,9 @@ import copy
 import datetime
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_schema import (
+    CRI_GRPC_ID,
     CRI_PLUGIN_IDS,
+    CRI_V1_NAME,
     DEFAULT_PATH,
     RUNC_TYPES,
     RUNTIME_KEYS,
@@ -57,6 +59,7 @@ ARGUMENT_SPEC = dict(
     runtimes=dict(type="raw"),
     default_runtime=dict(type="raw"),
     enable_cri=dict(type="bool", default=True),
+    disable_cri=dict(type="bool", default=False),
     merge=dict(type="raw"),
     secret_keys=dict(type="raw", no_log=False),
     containerd_path=dict(type="raw", default="containerd"),
@@ -143,7 +146,7 @@ class Request:
         self.merge = None if p.get("merge") is None else toml_value("merge", require_dict("merge", p["merge"]))
         for name in ("systemd_cgroup", "validate"):
             setattr(self, name, None if p.get(name) is None else require_bool(name, p[name]))
-        for name, default in (("enable_cri", True), ("migrate", False), ("backup", False)):
+        for name, default in (("enable_cri", True), ("disable_cri", False), ("migrate", False), ("backup", False)):
             setattr(self, name, default if p.get(name) is None else require_bool(name, p[name]))
         self.secret_keys = tuple(str(k) for k in require_list("secret_keys", p.get("secret_keys") or [], item=require_str))
         self.secrets = collect_secrets(self.merge or {}, self.secret_keys) + collect_secrets(self.runtimes, self.secret_keys)
@@ -171,6 +174,10 @@ class Plan:
     def get(self, path, default=None):
         return get_path(self.data, path, default)
 
+    def _changed(self, key):
+        if key not in self.changed_keys:
+            self.changed_keys.append(key)
+
     def _table(self, path, option):
         current = self.data
         for index, part in enumerate(path):
@@ -191,7 +198,7 @@ class Plan:
             raise ContainerdConfigError("%s: cannot set %s: it is a table in the file" % (option, dotted(path)), option=option)
         parent[key] = copy.deepcopy(value)
         self.edits.append(Set(tuple(path), value))
-        self.changed_keys.append(dotted(path))
+        self._changed(dotted(path))
 
     def merge(self, path, mapping, option):
         """Dicts become tables, anything else replaces the file's value."""
@@ -206,19 +213,19 @@ class Plan:
                                             option=sub_option)
             if existing is None:
                 self._table(sub, sub_option)
-                self.changed_keys.append(dotted(sub))
+                self._changed(dotted(sub))
                 if not value:
                     self.edits.append(Table(sub))
             self.merge(sub, value, sub_option)
 
-    def remove_items(self, key, drop):
+    def remove_items(self, key, drop, option):
         current = self.data.get(key)
         if not isinstance(current, list):
-            raise ContainerdConfigError("enable_cri: %s must be a list in the file, found %s" % (key, type_name(current)), option="enable_cri")
+            raise ContainerdConfigError("%s: %s must be a list in the file, found %s" % (option, key, type_name(current)), option=option)
         if any(item in drop for item in current):
             self.data[key] = [item for item in current if item not in drop]
             self.edits.append(RemoveItems((key,), tuple(drop)))
-            self.changed_keys.append(key)
+            self._changed(key)
 
 
 def get_path(data, path, default=None):
@@ -237,8 +244,10 @@ def plan_options(data, request, version):
     warnings = []
     if request.merge:
         plan.merge((), request.merge, "merge")
-    if request.enable_cri and "disabled_plugins" in plan.data:
-        plan.remove_items("disabled_plugins", CRI_PLUGIN_IDS)  # the Docker package ships disabled_plugins = ["cri"]
+    if request.disable_cri:
+        _disable_cri(plan, version)
+    elif request.enable_cri and "disabled_plugins" in plan.data:
+        plan.remove_items("disabled_plugins", CRI_PLUGIN_IDS, "enable_cri")  # the Docker package ships disabled_plugins = ["cri"]
     if request.sandbox_image is not None:
         plan.set(schema.sandbox, request.sandbox_image, "sandbox_image")
     if request.registry_config_path is not None:
@@ -253,6 +262,22 @@ def plan_options(data, request, version):
             "default_runtime_name, and containerd 2.x drops it. Remove that table to make the runtimes take effect"
             % (dotted(schema.containerd + ("default_runtime",)), legacy_default))
     return plan, warnings
+
+
+def _disable_cri(plan, version):
+    """A containerd that only serves Docker: no second CRI endpoint next to cri-dockerd ("Found multiple CRI
+    endpoints"). A version 1 file names the plugin "cri"; version 2+ need the full id (containerd refuses the short
+    name there: "invalid disabled plugin URI"), so a short "cri" in such a file is replaced."""
+    current = plan.data.get("disabled_plugins", [])
+    if not isinstance(current, list):
+        raise ContainerdConfigError("disable_cri: disabled_plugins must be a list in the file, found %s" % type_name(current),
+                                    option="disable_cri")
+    if version >= 2 and CRI_V1_NAME in current:
+        plan.remove_items("disabled_plugins", (CRI_V1_NAME,), "disable_cri")
+        current = plan.data["disabled_plugins"]
+    wanted = CRI_V1_NAME if version == 1 else CRI_GRPC_ID
+    if wanted not in current:
+        plan.set(("disabled_plugins",), current + [wanted], "disable_cri")
 
 
 def _runtimes(plan, schema, request):
@@ -344,7 +369,10 @@ def verify_dump(dump_text, request, file_version):
     schema = schema_for(version)
     problems = []
     disabled = cri_disabled(data)
-    if disabled:
+    if request.disable_cri:
+        if CRI_GRPC_ID not in disabled and CRI_V1_NAME not in disabled:
+            problems.append("the CRI plugin is still enabled (disabled_plugins is %s)" % (data.get("disabled_plugins") or []))
+    elif disabled:
         problems.append("the CRI plugin is disabled (disabled_plugins contains %s)" % ", ".join(disabled))
     conflict = registry_conflicts(data, version)
     if conflict:

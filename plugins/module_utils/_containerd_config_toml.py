@@ -31,6 +31,10 @@ except ImportError as _exc:  # only the controller needs it; the message says wh
     HAS_TOMLKIT = False
     TOMLKIT_IMPORT_ERROR = _exc
 
+# What tomlkit raises for an edit the document's structure cannot take (a key under an array of tables, a
+# table in an inline table, a key it already holds elsewhere): builtin errors and tomlkit's own.
+_EDIT_ERRORS = (KeyError, ValueError, TypeError, AttributeError, IndexError) + ((tomlkit.exceptions.TOMLKitError,) if HAS_TOMLKIT else ())
+
 try:  # Python 3.11+: always the case on the controller (ansible-core 2.19)
     import tomllib
 except ImportError:  # pragma: no cover - only reached by sanity tests on older Pythons
@@ -341,7 +345,7 @@ class _Sections:
         for edit in edits:
             try:
                 self.apply(edit)
-            except Exception as exc:  # noqa: BLE001 - tomlkit's own errors too: name the key, keep the traceback out
+            except _EDIT_ERRORS as exc:  # name the key, keep the traceback out
                 if self.split:
                     raise
                 raise ContainerdConfigError("cannot write %s into the file (%s: %s); nothing was changed"

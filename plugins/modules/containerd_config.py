@@ -22,7 +22,7 @@ description:
     containerd, which changes nothing else.
   - Validates the result with the node's binary (C(containerd --config <candidate> config dump)) before the file is
     replaced, also in check mode, and fails unless every requested value is the effective one and the CRI plugin is
-    enabled. containerd 2.x only warns about (and ignores) the CRI keys of a version 1 file; that is a failure here
+    enabled (disabled with O(disable_cri=true)). containerd 2.x only warns about (and ignores) the CRI keys of a version 1 file; that is a failure here
     unless O(migrate=true).
   - B(Where the work runs.) This is an action plugin. The TOML merge runs on the controller (the Python library
     C(tomlkit) is needed there only). On the node it runs the helper module M(kubeforge.cluster.containerd_config_node),
@@ -96,6 +96,15 @@ options:
       - With C(false) the list is left as it is.
     type: bool
     default: true
+  disable_cri:
+    description:
+      - Add the CRI plugin to C(disabled_plugins) (C(io.containerd.grpc.v1.cri); C(cri) in a version 1 file, and a short
+        C(cri) in a version 2+ file is replaced by the full id, which containerd requires there), so this containerd serves
+        no CRI endpoint. For the containerd under Docker Engine on a node whose CRI runtime is cri-dockerd, where a second
+        CRI endpoint makes kubeadm stop with "Found multiple CRI endpoints".
+      - Validation then requires the CRI plugin to be disabled. Takes precedence over O(enable_cri).
+    type: bool
+    default: false
   merge:
     description:
       - A nested dictionary deep-merged into the document for anything the other options do not cover.

@@ -270,6 +270,63 @@ def test_a_value_equal_in_data_but_not_in_type_is_rewritten():
     assert plan.changed_keys == ["x"] and plan.data["x"] is True
 
 
+def test_a_value_over_a_table_is_refused_naming_the_option():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged(V2_WITH_NVIDIA, {"merge": {"plugins": {"io.containerd.grpc.v1.cri": {"containerd": "x"}}}}, 2)
+    assert "cannot set plugins.\"io.containerd.grpc.v1.cri\".containerd: it is a table in the file" in err.value.msg
+    assert err.value.extra["option"] == 'merge.plugins."io.containerd.grpc.v1.cri".containerd'
+
+
+def test_keys_under_a_value_are_refused_naming_the_option():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged("version = 2\nplugins = 3\n", {"sandbox_image": "x"}, 2)
+    assert err.value.msg.startswith("sandbox_image: cannot set keys under plugins: it is an integer in the file")
+
+
+def test_the_plan_leaves_the_callers_data_alone_and_records_each_key_once():
+    data = tomllib.loads(V2_WITH_NVIDIA)
+    before = tomllib.loads(V2_WITH_NVIDIA)
+    plan, _warnings = cc.plan_options(data, cc.Request({"systemd_cgroup": True, "merge": {
+        "plugins": {"io.containerd.grpc.v1.cri": {"containerd": {"runtimes": {"runc": {"options": {"SystemdCgroup": True}}}}}}}}), 2)
+    assert data == before
+    key = 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options.SystemdCgroup'
+    assert plan.changed_keys.count(key) == 1 and len(plan.edits) == 2  # runc by merge, nvidia by systemd_cgroup
+
+
+def test_systemd_cgroup_creates_the_default_runtime_the_file_names():
+    text = 'version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd]\n  default_runtime_name = "crun"\n'
+    after, _plan, _warnings = merged(text, {"systemd_cgroup": True}, 3)
+    runtimes = tomllib.loads(after)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
+    assert runtimes == {"crun": {"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": True}}}
+
+
+def test_runc_may_be_the_default_runtime_before_it_exists():
+    after, _plan, _warnings = merged("version = 3\n", {"default_runtime": "runc"}, 3)
+    assert tomllib.loads(after)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["default_runtime_name"] == "runc"
+
+
+def test_legacy_default_runtime_table_is_warned_about():
+    text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.default_runtime]\n'
+            '  runtime_type = "io.containerd.runtime.v1.linux"\n')
+    _after, _plan, warnings = merged(text, {"sandbox_image": "x.org/p:1"}, 2)
+    assert warnings == [
+        'plugins."io.containerd.grpc.v1.cri".containerd.default_runtime sets the deprecated default_runtime (runtime_type '
+        "io.containerd.runtime.v1.linux): containerd 1.x uses it instead of default_runtime_name, and containerd 2.x drops it. "
+        "Remove that table to make the runtimes take effect"]
+    _after, _plan, warnings = merged(text.replace("version = 2", "version = 3"), {}, 3)
+    assert warnings == []  # not a key of version 3
+
+
+def test_legacy_systemd_cgroup_switch_is_left_alone_with_a_warning():
+    text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  systemd_cgroup = true\n'
+    after, _plan, warnings = merged(text, {"systemd_cgroup": False}, 2)
+    cri = tomllib.loads(after)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["systemd_cgroup"] is True and cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert len(warnings) == 1 and "legacy switch of the io.containerd.runtime.v1.linux shim" in warnings[0]
+    _after, _plan, warnings = merged(text, {"systemd_cgroup": True}, 2)
+    assert warnings == []
+
+
 # ----------------------------------------------------------------------------- disabled_plugins
 
 
@@ -283,9 +340,65 @@ def test_enable_cri_removes_every_cri_id(before, after):
     assert tomllib.loads(text)["disabled_plugins"] == after and "disabled_plugins" in plan.changed_keys
 
 
+def test_enable_cri_refuses_a_disabled_plugins_that_is_not_a_list():
+    with pytest.raises(ContainerdConfigError, match="^enable_cri: disabled_plugins must be a list in the file, found a dict$"):
+        merged("version = 2\n[disabled_plugins]\ncri = true\n", {}, 2)
+
+
 def test_enable_cri_false_keeps_the_list():
     text, plan, _warnings = merged('version = 2\ndisabled_plugins = ["cri"]\n', {"enable_cri": False}, 2)
     assert tomllib.loads(text)["disabled_plugins"] == ["cri"] and plan.changed_keys == []
+
+
+@pytest.mark.parametrize("version, before, after", [
+    (2, "", ["io.containerd.grpc.v1.cri"]),
+    (2, 'disabled_plugins = ["cri", "io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (3, 'disabled_plugins = ["io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (1, "", ["cri"]),
+    (1, 'disabled_plugins = ["io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "cri"]),
+])
+def test_disable_cri_adds_the_plugin_id_of_the_files_version(version, before, after):
+    header = "version = %d\n" % version if version > 1 else ""
+    text, plan, _warnings = merged(header + before + "\n", {"disable_cri": True, "enable_cri": True}, version)
+    assert tomllib.loads(text)["disabled_plugins"] == after == plan.data["disabled_plugins"]
+    assert plan.changed_keys == ["disabled_plugins"]
+
+
+def test_disable_cri_twice_changes_nothing():
+    text = 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]  # Docker only\n'
+    after, plan, _warnings = merged(text, {"disable_cri": True}, 2)
+    assert after == text and plan.edits == [] and plan.changed_keys == []
+
+
+def test_disable_cri_keeps_the_rest_of_the_file():
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"disable_cri": True}, 2)
+    assert after.replace('disabled_plugins = ["io.containerd.grpc.v1.cri"]\n', "", 1) == V2_WITH_NVIDIA
+
+
+def test_disable_cri_refuses_a_disabled_plugins_that_is_not_a_list():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged('version = 2\ndisabled_plugins = "cri"\n', {"disable_cri": True}, 2)
+    assert err.value.msg == "disable_cri: disabled_plugins must be a list in the file, found a string"
+    assert err.value.extra["option"] == "disable_cri"
+
+
+def test_disable_cri_must_be_a_bool():
+    with pytest.raises(InputError) as err:
+        cc.Request({"disable_cri": "yes"})
+    assert err.value.option == "disable_cri"
+
+
+@pytest.mark.parametrize("dump, problems, cri_enabled", [
+    ('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "p"\n',
+     ["the CRI plugin is still enabled (disabled_plugins is [])"], True),
+    ('version = 2\ndisabled_plugins = ["io.containerd.internal.v1.restart"]\n',
+     ["the CRI plugin is still enabled (disabled_plugins is ['io.containerd.internal.v1.restart'])"], True),
+    ('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n', [], False),
+    ('disabled_plugins = ["cri"]\n', [], False),
+])
+def test_verify_dump_with_disable_cri_wants_the_cri_plugin_disabled(dump, problems, cri_enabled):
+    got, effective = cc.verify_dump(dump, cc.Request({"disable_cri": True, "enable_cri": True}), 2)
+    assert got == problems and effective["cri_enabled"] is cri_enabled
 
 
 # ----------------------------------------------------------------------------- registry conflict

@@ -72,6 +72,36 @@ def test_change_costs_three_calls_converged_one_check_two(conf, tmp_path):
     assert os.stat(conf).st_mtime_ns == mtime and leftovers(conf.parent) == []
 
 
+def test_a_converged_file_is_never_parsed_by_tomlkit(conf, tmp_path, monkeypatch):
+    binary = fake_containerd(tmp_path / "bin", version=C17)
+    conf.write_text(V2)
+    run_local(**task(conf, binary, sandbox_image="example.org/pause:9", systemd_cgroup=True))
+
+    def no_parse(*_args, **_kwargs):
+        raise AssertionError("tomlkit.parse called for a file that needs no change")
+
+    monkeypatch.setattr(toml_edit.tomlkit, "parse", no_parse)
+    result, node = run_local(diff=True, **task(conf, binary, sandbox_image="example.org/pause:9", systemd_cgroup=True))
+    assert result["changed"] is False and node.calls == ["inspect"] and result["diff"]["before"] == result["diff"]["after"]
+
+
+def test_a_value_change_is_written_in_its_line_without_tomlkit_parsing(conf, tmp_path, monkeypatch):
+    conf.write_text(V2)
+    monkeypatch.setattr(toml_edit.tomlkit, "parse", lambda *_a, **_k: pytest.fail("tomlkit.parse called for a one-value change"))
+    result, _node = run_local(**task(conf, fake_containerd(tmp_path / "bin", version=C17), sandbox_image="example.org/pause:9"))
+    assert result["changed"] and conf.read_text() == V2.replace("registry.k8s.io/pause:3.6", "example.org/pause:9")
+
+
+def test_tomlkit_missing_on_the_controller_is_a_clear_error_before_the_node_is_asked(conf, monkeypatch):
+    monkeypatch.setattr(toml_edit, "HAS_TOMLKIT", False)
+    monkeypatch.setattr(toml_edit, "TOMLKIT_IMPORT_ERROR", ImportError("No module named 'tomlkit'"))
+    node = LocalNode()
+    with pytest.raises(ContainerdConfigError) as err:
+        run_local(node=node, **task(conf, "containerd", sandbox_image="x"))
+    assert "tomlkit is required on the Ansible controller" in err.value.msg and "No module named 'tomlkit'" in err.value.msg
+    assert node.calls == []
+
+
 def test_no_diff_unless_asked(conf, tmp_path):
     conf.write_text(V2)
     result, _node = run_local(**task(conf, fake_containerd(tmp_path / "bin", version=C17), sandbox_image="x.org/p:1"))
@@ -194,6 +224,25 @@ def test_dump_verification_fails_when_cri_stays_disabled(conf, tmp_path):
     conf.write_text('version = 2\ndisabled_plugins = ["cri"]\n')
     with pytest.raises(ContainerdConfigError, match="the CRI plugin is disabled"):
         run_local(**task(conf, fake_containerd(tmp_path / "bin", version=C17), enable_cri=False, sandbox_image="example.org/pause:9"))
+
+
+def test_disable_cri_for_a_docker_only_containerd_is_validated_and_converges(conf, tmp_path):
+    conf.write_text('version = 2\ndisabled_plugins = ["cri"]\n')
+    binary = fake_containerd(tmp_path / "bin", version=C17)
+    result, node = run_local(**task(conf, binary, disable_cri=True))
+    assert result["changed"] and result["validated"] and result["values"]["cri_enabled"] is False
+    assert result["changed_keys"] == ["disabled_plugins"] and node.calls == ["inspect", "dump", "install"]
+    assert tomllib.loads(conf.read_text())["disabled_plugins"] == ["io.containerd.grpc.v1.cri"]
+    again, node = run_local(**task(conf, binary, disable_cri=True))
+    assert again["changed"] is False and node.calls == ["inspect"]
+
+
+def test_disable_cri_fails_when_containerd_still_serves_cri(conf, tmp_path):
+    conf.write_text(V2)
+    binary = fake_containerd(tmp_path / "bin", version=C17, dump_output=V2)  # a containerd that ignores the setting
+    with pytest.raises(ContainerdConfigError, match=r"the CRI plugin is still enabled \(disabled_plugins is \[\]\)"):
+        run_local(**task(conf, binary, disable_cri=True))
+    assert conf.read_text() == V2 and leftovers(conf.parent) == []
 
 
 def test_file_newer_than_the_binary_is_refused(conf, tmp_path):

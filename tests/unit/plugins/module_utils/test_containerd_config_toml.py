@@ -113,6 +113,21 @@ def test_array_of_tables_replaced_as_a_whole_falls_back_to_the_whole_document():
     assert tomllib.loads(after)["p"]["list"] == [{"a": 3}] and after.endswith("[q]\ny = 2\n")
 
 
+def test_an_edit_the_structure_cannot_take_names_the_key():
+    text = "[[a]]\nx = 1\n"
+    with pytest.raises(ContainerdConfigError, match=r"^cannot write a\.y into the file \(TypeError: .*\); nothing was changed$"):
+        t.apply_edits(text, [t.Set(("a", "y"), 1)], {"a": [{"x": 1}], "y": 1})
+
+
+def test_tomlkits_own_errors_name_the_key_too(monkeypatch):
+    def refuse(*_args):
+        raise tomlkit.exceptions.KeyAlreadyPresent("y")
+
+    monkeypatch.setattr(t._Sections, "_container", refuse)
+    with pytest.raises(ContainerdConfigError, match=r"^cannot write x\.y into the file \(KeyAlreadyPresent: .*\); nothing was changed$"):
+        t._Sections("[x]\n", split=False).apply_all([t.Set(("x", "y"), 1)])
+
+
 def test_a_result_that_does_not_read_back_is_refused(monkeypatch):
     with pytest.raises(ContainerdConfigError, match="internal error"):
         t.apply_edits("a = 1\n", [t.Set(("a",), 2)], {"a": 3})
