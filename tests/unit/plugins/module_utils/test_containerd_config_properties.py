@@ -205,6 +205,8 @@ def task_input(draw):
         params["systemd_cgroup"] = draw(st.booleans())
     if draw(st.integers(0, 4)) == 0:
         params["backup"] = True
+    if draw(st.integers(0, 5)) == 0:
+        params["disable_cri"] = True
     params["secret_keys"] = ["api_key"]
     containerd = draw(st.sampled_from(["ok", "ok", "ok", "reject", "broken", "missing"]))
     return base, file_secret, params, containerd, draw(st.booleans()), draw(st.booleans())
@@ -304,6 +306,7 @@ BAD_VALUES = {
                        st.dictionaries(KEYS, st.dictionaries(st.just("password"), st.lists(SECRET.map(str.encode), min_size=1), min_size=1), min_size=1),
                        st.dictionaries(st.integers(0, 9), SECRET, min_size=1, max_size=1)),
     "secret_keys": st.one_of(SAFE_TEXT.filter(bool), st.lists(st.integers(), min_size=1)),
+    "disable_cri": st.one_of(SAFE_TEXT, st.integers(), st.lists(st.booleans(), min_size=1)),
 }
 
 
