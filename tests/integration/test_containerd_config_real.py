@@ -230,3 +230,17 @@ def test_cri_left_disabled_is_a_failure(tmp_path, containerd):
         apply(tmp_path, binary, text, enable_cri=False, sandbox_image="registry.example.internal:5000/pause:3.10-kf")
     assert "the CRI plugin is disabled (disabled_plugins contains io.containerd.grpc.v1.cri)" in err.value.msg
     assert path.read_text() == text
+
+
+@pytest.mark.parametrize("name", ["docker-default", "empty"])
+def test_disable_cri_for_a_docker_only_containerd(tmp_path, containerd, name):
+    """disable_cri: the real binary's dump shows the CRI plugin disabled (also where the file had the short "cri",
+    which containerd refuses in version 2+), and the second run changes nothing."""
+    release, binary = containerd
+    _path, first = apply(tmp_path, binary, INPUTS[name], disable_cri=True)
+    path = tmp_path / "config.toml"
+    data, _stderr = dump(binary, path)
+    assert first["validated"] and first["values"]["cri_enabled"] is False
+    assert "io.containerd.grpc.v1.cri" in data["disabled_plugins"] and "cri" not in data["disabled_plugins"], release
+    _path, second = apply(tmp_path, binary, None, disable_cri=True)
+    assert second["changed"] is False
