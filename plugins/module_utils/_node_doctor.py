@@ -144,7 +144,9 @@ def _tcp_connect(host, port, timeout):
 
 
 def _detect_cri(preferred):
-    return cri.detect(cri.KNOWN_CRI_ENDPOINTS, preferred=preferred or None, timeout=2.0)
+    """``(endpoints, selected)`` of :func:`_cri_socket.detect` (its selection reason is not part of the doctor's row)."""
+    endpoints, selected, _reason = cri.detect(cri.KNOWN_CRI_ENDPOINTS, preferred=preferred or "", timeout=2.0)
+    return endpoints, selected
 
 
 def run_checks(host, params, checks, names=None):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _node_doctor_runtime as runtime
 from ansible_collections.kubeforge.cluster.plugins.module_utils._cri_socket import CriSocketError
-from ansible_collections.kubeforge.cluster.plugins.module_utils._node_doctor import Host, run_checks, summary
+from ansible_collections.kubeforge.cluster.plugins.module_utils._node_doctor import Host, _detect_cri, run_checks, summary
 from ansible_collections.kubeforge.cluster.plugins.module_utils._node_doctor_checks import CHECKS
 
 CONTAINERD = "unix:///run/containerd/containerd.sock"
@@ -288,3 +288,21 @@ def test_containerd_config_readers_agree(monkeypatch, text, expected, reader):
         monkeypatch.setattr(runtime, "tomllib", None)
     view = runtime.containerd_view(text, "test")
     assert {key: view[key] for key in expected} == expected
+
+
+def test_the_default_probe_uses_cri_socket_detect_as_it_is(tmp_path, monkeypatch):
+    """The doctor's own probe goes through _cri_socket.detect (whose result has a selection reason too): a real socket
+    file that answers nothing is found and not selected, and the failure names the endpoint."""
+    from ansible_collections.kubeforge.cluster.plugins.module_utils import _cri_socket
+
+    silent = tmp_path / "containerd.sock"
+    silent.write_text("")
+    monkeypatch.setattr(_cri_socket, "KNOWN_CRI_ENDPOINTS", ["unix://%s" % silent])
+    try:
+        endpoints, selected = _detect_cri("")
+    except CriSocketError as exc:
+        endpoints, selected = exc.endpoints, None
+    assert selected is None
+    assert [e["endpoint"] for e in endpoints] == ["unix://%s" % silent]
+    row = run_checks(Host(root="/", cri_detect=_detect_cri), {"cri_socket": ""}, [c for c in CHECKS if c[0] == "cri_endpoint"])[0]
+    assert row["status"] == "fail" and "too many values" not in row["cause"]
