@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -82,6 +83,11 @@ def _taint_text(taint):
 def kubeadm_node_updates(node_list, wanted):
     """``[argv after kubectl]`` for labels and taints that differ. ``wanted``: ``{node: {"labels": {k: v},
     "taints": [{key, value, effect}] or None, "schedulable_control_plane": bool}}``; Nodes not in the list are skipped."""
+    if isinstance(node_list, str):
+        try:
+            node_list = json.loads(node_list)
+        except ValueError as exc:
+            raise AnsibleFilterError("kubeadm_node_updates: kubectl's output is not JSON (%s)" % exc) from None
     if not isinstance(node_list, dict) or not isinstance(wanted, dict):
         raise AnsibleFilterError("kubeadm_node_updates needs kubectl's JSON list of nodes and a dict of wanted settings")
     current = {}

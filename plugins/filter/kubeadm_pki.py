@@ -14,6 +14,7 @@ rsa -pubin -outform der | openssl dgst -sha256``).
 
 from __future__ import annotations
 
+import json
 import base64
 import hashlib
 import ipaddress
@@ -98,6 +99,11 @@ def kubelet_serving_csrs(csr_list, nodes):
     ``nodes``: ``{node name: {"addresses": [IP or DNS name], "names": [extra DNS names]}}`` from the inventory.
     """
     _need_cryptography()
+    if isinstance(csr_list, str):
+        try:
+            csr_list = json.loads(csr_list)
+        except ValueError as exc:
+            raise AnsibleFilterError("kubelet_serving_csrs: kubectl's output is not JSON (%s)" % exc) from None
     if not isinstance(csr_list, dict) or not isinstance(nodes, dict):
         raise AnsibleFilterError("kubelet_serving_csrs needs kubectl's JSON list and a dict of inventory nodes, got %r and %r"
                                  % (type(csr_list).__name__, type(nodes).__name__))

@@ -141,3 +141,12 @@ def test_iptables_cleanup_keeps_everything_that_is_not_kubernetes():
                                     "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp --dport 22 -j ACCEPT", "COMMIT"]
     assert kubeadm_iptables_cleanup(cleaned) == ""
     assert kubeadm_iptables_cleanup("") == ""
+
+
+def test_node_updates_read_kubectls_json_text():
+    import json
+
+    text = json.dumps({"items": [node("w1", {"zone": "b"})]})
+    assert kubeadm_node_updates(text, {"w1": {"labels": {"zone": "a"}}}) == [["label", "node", "w1", "--overwrite", "zone=a"]]
+    with pytest.raises(AnsibleFilterError, match="not JSON"):
+        kubeadm_node_updates("error: You must be logged in", {})

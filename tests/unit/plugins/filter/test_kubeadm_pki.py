@@ -140,7 +140,10 @@ def test_only_pending_serving_csrs_of_inventory_nodes_with_their_own_names_are_a
 
 def test_kubelet_serving_csrs_refuses_wrong_input_types():
     with pytest.raises(AnsibleFilterError, match="kubectl's JSON list"):
-        kubelet_serving_csrs("items", NODES)
+        kubelet_serving_csrs(["items"], NODES)
+    with pytest.raises(AnsibleFilterError, match="not JSON"):
+        kubelet_serving_csrs("No resources found", NODES)
+    assert kubelet_serving_csrs("{\"items\": []}", NODES) == {"approve": [], "refused": []}
 
 
 def test_filters_are_registered():
