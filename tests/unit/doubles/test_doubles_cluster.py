@@ -138,7 +138,8 @@ def test_joins_are_refused_as_kubeadm_refuses_them(binaries, api, tmp_path, cri_
     pin = double_cluster.ca_pin(api["ca_pem"])
     token = run(kubeadm, "token", "create", "--kubeconfig", api["kubeconfig"], log=log).stdout.strip()
     cases = [
-        (join_config(tmp_path, api, "abcdef.0123456789abcdef", [pin], cri_socket), 'could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"'),
+        (join_config(tmp_path, api, "abcdef.0123456789abcdef", [pin], cri_socket),
+         'could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"'),
         (join_config(tmp_path, api, token, ["sha256:" + "0" * 64], cri_socket), 'none of the public keys "%s" are pinned' % pin),
         (join_config(tmp_path, api, token, [pin], "unix:///nonexistent/cri.sock"), "[ERROR CRI]: container runtime is not running"),
         (join_config(tmp_path, api, token, [pin], cri_socket, control_plane={"certificateKey": "ab" * 32}),
