@@ -167,7 +167,7 @@ def serving_csr(node, addresses):
         pem = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                       "-keyout", os.path.join(directory, "key"), "-subj", "/O=system:nodes/CN=system:node:" + node,
                       "-addext", "subjectAltName=" + san)
-    name = "csr-" + "".join(secrets.choice(ALPHABET) for _ in range(5))
+    name = "csr-" + random_text(5)
     return name, {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": name},
                   "spec": {"signerName": "kubernetes.io/kubelet-serving", "username": "system:node:" + node,
                            "groups": ["system:nodes", "system:authenticated"], "usages": ["digital signature", "server auth"],
@@ -175,8 +175,12 @@ def serving_csr(node, addresses):
                   "status": {}}
 
 
+def random_text(length):
+    return "".join(secrets.choice(ALPHABET) for dummy in range(length))
+
+
 def new_token():
-    return "%s.%s" % ("".join(secrets.choice(ALPHABET) for _ in range(6)), "".join(secrets.choice(ALPHABET) for _ in range(16)))
+    return "%s.%s" % (random_text(6), random_text(16))
 
 
 def duration(text):

@@ -179,8 +179,8 @@ def init(args, record):
         key = init_cfg.get("certificateKey") or secrets.token_hex(32)
         kubelet = docs.get("KubeletConfiguration") or {}
         taints = registration["taints"] if "taints" in registration else [CP_TAINT]
-        labels = dict(kubelet_labels(registration), **{"node-role.kubernetes.io/control-plane": "",
-                                                        "node.kubernetes.io/exclude-from-external-load-balancers": ""})
+        labels = dict(kubelet_labels(registration))
+        labels.update({"node-role.kubernetes.io/control-plane": "", "node.kubernetes.io/exclude-from-external-load-balancers": ""})
         state = {"version": 1, "ca_pem": ca_pem, "tokens": tokens, "cluster": cluster_cfg, "kubelet_config": kubelet,
                  "kubernetes_version": cluster_cfg.get("kubernetesVersion"), "objects": {}, "csrs": {},
                  "nodes": {name: cluster.node_object(name, address, labels, taints)},

@@ -83,8 +83,9 @@ def test_node_updates_only_for_what_differs():
         ["label", "node", "w1", "--overwrite", "node-role.kubernetes.io/worker=", "zone=a"],
         ["taint", "node", "w1", "--overwrite", "gpu=yes:NoSchedule"],
     ]
-    done = {"items": [node("cp1", {"zone": "a"}), node("w1", {"zone": "a", "tier": "web", "node-role.kubernetes.io/worker": ""},
-                                                             [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]), node("w2", {"zone": "a"})]}
+    w1_labels = {"zone": "a", "tier": "web", "node-role.kubernetes.io/worker": ""}
+    w1_taints = [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]
+    done = {"items": [node("cp1", {"zone": "a"}), node("w1", w1_labels, w1_taints), node("w2", {"zone": "a"})]}
     assert kubeadm_node_updates(done, wanted) == []
 
 
