@@ -117,7 +117,13 @@ def replace_file(module, path, content, mode=0o644, expected=None, backup=False)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(staged, mode)
-            module.atomic_move(staged, path, unsafe_writes=False)
+            if os.path.lexists(path):
+                module.atomic_move(staged, path, unsafe_writes=False)
+            else:
+                # atomic_move gives a file it creates the umask's mode (0644), which would expose a 0600 secret
+                if module.selinux_enabled():
+                    module.set_context_if_different(staged, module.selinux_default_context(path), False)
+                os.rename(staged, path)
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
