@@ -112,6 +112,7 @@ def argument_spec():
         runtimes=dict(type="dict"),
         default_runtime=dict(type="str"),
         enable_cri=dict(type="bool", default=True),
+        disable_cri=dict(type="bool", default=False),
         merge=dict(type="dict"),
         containerd_path=dict(type="str", default="containerd"),
         validate=dict(type="bool"),
@@ -422,7 +423,18 @@ def _apply(ed, params, version):
     warnings = []
     if params.get("merge"):
         ed.merge((), params["merge"])
-    if params.get("enable_cri", True) and "disabled_plugins" in ed.data:
+    if params.get("disable_cri"):
+        # a containerd that only serves Docker: no second CRI endpoint next to cri-dockerd. Version 2+ files need the
+        # full plugin id (containerd refuses the short "cri" there: "invalid disabled plugin URI")
+        if version >= 2 and CRI_V1_NAME in (ed.data.get("disabled_plugins") or []):
+            ed.delete_list_items("disabled_plugins", (CRI_V1_NAME,))
+        wanted = CRI_V1_NAME if version == 1 else CRI_GRPC_ID
+        current = ed.data.get("disabled_plugins") or []
+        if not isinstance(current, list):
+            raise ContainerdConfigError("disabled_plugins must be a list, found %r" % (current,))
+        if wanted not in current:
+            ed.set(("disabled_plugins",), current + [wanted])
+    elif params.get("enable_cri", True) and "disabled_plugins" in ed.data:
         # the Docker package ships disabled_plugins = ["cri"]
         ed.delete_list_items("disabled_plugins", CRI_PLUGIN_IDS)
     if params.get("sandbox_image") is not None:
@@ -626,7 +638,10 @@ def verify_dump(dump_text, params, file_version):
     schema = schema_for(version)
     problems = []
     disabled = cri_disabled(data)
-    if disabled:
+    if params.get("disable_cri"):
+        if CRI_GRPC_ID not in disabled and CRI_V1_NAME not in disabled:
+            problems.append("the CRI plugin is still enabled (disabled_plugins is %s)" % (data.get("disabled_plugins") or []))
+    elif disabled:
         problems.append("the CRI plugin is disabled (disabled_plugins contains %s)" % ", ".join(disabled))
     conflict = registry_conflicts(data, version)
     if conflict:

@@ -89,6 +89,14 @@ options:
       - With C(false) the list is left as it is.
     type: bool
     default: true
+  disable_cri:
+    description:
+      - Add the CRI plugin to C(disabled_plugins) (C(io.containerd.grpc.v1.cri); C(cri) in a version 1 file), so this
+        containerd serves no CRI endpoint. For the containerd under Docker Engine on a node whose CRI runtime is
+        cri-dockerd, where a second CRI endpoint makes kubeadm stop with "Found multiple CRI endpoints".
+      - Validation then requires the CRI plugin to be disabled. Takes precedence over O(enable_cri).
+    type: bool
+    default: false
   merge:
     description:
       - A nested dictionary deep-merged into the document for anything the other options do not cover.

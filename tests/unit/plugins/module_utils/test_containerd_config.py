@@ -335,6 +335,34 @@ def test_enable_cri_false_keeps_the_list():
     assert changes == []
 
 
+@pytest.mark.parametrize("version, before, after", [
+    (2, "", ["io.containerd.grpc.v1.cri"]),
+    (2, 'disabled_plugins = ["cri", "io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (3, 'disabled_plugins = ["io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (1, "", ["cri"]),
+])
+def test_disable_cri_adds_the_plugin_id_of_the_files_version(version, before, after):
+    header = "version = %d\n" % version if version > 1 else ""
+    doc = tomlkit.parse(header + before + "\n")
+    changes, _warnings, _data = cc.apply_options(doc, {"disable_cri": True, "enable_cri": True}, version)
+    assert data(tomlkit.dumps(doc))["disabled_plugins"] == after
+    assert "disabled_plugins" in changes
+
+
+def test_disable_cri_twice_changes_nothing():
+    doc = tomlkit.parse('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+    changes, _warnings, _data = cc.apply_options(doc, {"disable_cri": True}, 2)
+    assert changes == []
+
+
+def test_verify_dump_with_disable_cri_wants_the_cri_plugin_disabled():
+    enabled = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "p"\n'
+    problems, effective = cc.verify_dump(enabled, {"disable_cri": True}, 2)
+    assert problems == ["the CRI plugin is still enabled (disabled_plugins is [])"] and effective["cri_enabled"]
+    problems, effective = cc.verify_dump('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n', {"disable_cri": True}, 2)
+    assert problems == [] and not effective["cri_enabled"]
+
+
 def test_docker_default_file_gets_the_binary_version_and_cri_enabled(tmp_path):
     source = (FIXTURES / "docker-default.toml").read_text()
     path = write(tmp_path, source)
