@@ -47,9 +47,11 @@ FLAG_ALIASES = {
     "label": "labels", "dns-opt": "dns-opts", "add-runtime": "runtimes", "authorization-plugin": "authorization-plugins",
     "default-ulimit": "default-ulimits", "cluster-store-opt": "cluster-store-opts",
     "node-generic-resource": "node-generic-resources", "default-address-pool": "default-address-pools",
+    "containerd-plugins-namespace": "containerd-plugin-namespace",
 }
-# daemon.json keys that have no flag of their own.
-JSON_ONLY_KEYS = frozenset(("features", "builder", "proxies", "runtimes", "default-address-pools", "log-opts"))
+# daemon.json keys without a flag of their own in the dockerd versions that lack --validate (before 23; "proxies"
+# came with 23, so it is not among them).
+JSON_ONLY_KEYS = frozenset(("features", "builder", "runtimes", "default-address-pools", "log-opts"))
 # Flags that are not configuration (never keys of daemon.json).
 NON_CONFIG_FLAGS = frozenset(("config-file", "help", "h", "version", "v", "validate"))
 
@@ -237,13 +239,21 @@ def key_of_flag(flag):
 
 
 def known_keys(help_text):
-    """The daemon.json keys of the dockerd whose ``--help`` output this is (its long flags, mapped to file keys)."""
+    """The keys the dockerd whose ``--help`` output this is accepts in daemon.json: its long flag names and their file
+    names (dockerd looks a key up as a flag first, then as a list option's plural name)."""
     keys = set(JSON_ONLY_KEYS)
     for match in _FLAG_RE.finditer(help_text):
         flag = match.group(2)
         if flag not in NON_CONFIG_FLAGS:
-            keys.add(key_of_flag(flag))
+            keys.update((flag, key_of_flag(flag)))
     return keys
+
+
+def flag_name_warnings(data, path):
+    """Keys spelled like a list flag (``registry-mirror``): dockerd accepts them, since they are flag names, but reads
+    the value only under the file's plural name (``registry-mirrors``), so it is silently ignored."""
+    return ["%s sets %s, the command-line flag's name: dockerd accepts it but ignores the value; the daemon.json key is %s"
+            % (path, key, FLAG_ALIASES[key]) for key in sorted(data) if len(key) > 1 and FLAG_ALIASES.get(key, key) != key]
 
 
 def flag_keys(argv):
@@ -377,6 +387,7 @@ def run(params, ops, check_mode=False):
     if not keys:
         return result
 
+    warnings.extend(flag_name_warnings(merged, path))
     problems = value_problems(merged)
     if problems:
         raise DaemonConfigError("the merged %s would stop dockerd: %s; nothing was written" % (path, "; ".join(problems)))

@@ -135,7 +135,9 @@ def test_known_keys_come_from_the_dockerd_flags():
     for key in ("exec-opts", "log-opts", "log-driver", "registry-mirrors", "insecure-registries", "hosts", "debug",
                 "storage-driver", "storage-opts", "data-root", "runtimes", "bridge", "log-level", "live-restore", "containerd"):
         assert key in keys, key
-    for flag in ("config-file", "version", "exec-opt", "host", "registry-mirror"):
+    for flag in ("exec-opt", "host", "registry-mirror"):
+        assert flag in keys, "dockerd accepts a flag's own name in daemon.json: %s" % flag
+    for flag in ("config-file", "version", "help", "proxies"):
         assert flag not in keys, flag
 
 
@@ -253,8 +255,11 @@ def test_run_old_dockerd_falls_back_to_its_help_flags():
     assert result["validated_with"].startswith("dockerd --help keys")
     assert [argv[1] for argv in node.calls] == ["--validate", "--help"]
     with pytest.raises(ddc.DaemonConfigError) as err:
-        ddc.run(dict(PARAMS, settings={"registry-mirror": ["https://m.example"]}), FakeNode("{}", dockerd="old"))
-    assert "this dockerd has no configuration key registry-mirror" in err.value.msg
+        ddc.run(dict(PARAMS, settings={"registry-mirrorz": ["https://m.example"]}), FakeNode("{}", dockerd="old"))
+    assert "this dockerd has no configuration key registry-mirrorz" in err.value.msg
+    result = ddc.run(dict(PARAMS, settings={"registry-mirror": ["https://m.example"]}), FakeNode("{}", dockerd="old"))
+    assert result["warnings"] == ["/etc/docker/daemon.json sets registry-mirror, the command-line flag's name: dockerd accepts it "
+                                  "but ignores the value; the daemon.json key is registry-mirrors"]
 
 
 def test_run_old_dockerd_warns_about_unknown_keys_already_in_the_file():

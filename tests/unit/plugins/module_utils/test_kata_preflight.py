@@ -109,7 +109,8 @@ def test_loaded_modules_and_arm64_without_flags(tmp_path):
 def test_kata_runtime_check_runs_once_installed(tmp_path):
     binary = tmp_path / "kata-runtime"
     binary.write_text("#!/bin/sh\n")
-    failing = FakeHost(tmp_path, kata=(1, "", "ERRO[0000] kernel property vhost_vsock not found\nERRO[0000] System is not capable of running Kata Containers\n"))
+    failing = FakeHost(tmp_path, kata=(1, "", "ERRO[0000] kernel property vhost_vsock not found\n"
+                                              "ERRO[0000] System is not capable of running Kata Containers\n"))
     check = kp.check_kata_runtime(failing.host(), str(binary))
     assert check.ok is False
     assert check.detail.endswith("(rc 1): ERRO[0000] kernel property vhost_vsock not found | ERRO[0000] System is not capable of running Kata Containers")
