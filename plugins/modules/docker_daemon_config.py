@@ -57,8 +57,8 @@ options:
     type: dict
   exec_opts:
     description:
-      - C(exec-opts) entries by option name, for example C({"native.cgroupdriver": "systemd"}) (the cgroup driver must
-        be the kubelet's). An entry of that name is replaced in place, other entries stay.
+      - The C(exec-opts) entries by option name, for example C(native.cgroupdriver) with the value C(systemd) (the cgroup
+        driver must be the kubelet's). An entry of that name is replaced in place, other entries stay.
     type: dict
   remove:
     description: Top-level keys to delete from the file (a key cannot be set and removed by one task).

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from jinja2 import StrictUndefined
 from jinja2.nativetypes import NativeEnvironment
-from test_containerd_config_real import FIXTURES, SUITES, Node, containerd, dump  # noqa: F401 (fixture)
+import debfetch
+from test_containerd_config_real import FIXTURES, SUITES, Node, dump
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
 
 pytestmark = pytest.mark.real_binary
@@ -59,6 +60,15 @@ def role_value(role, name):
 KATA_RUNTIME = role_value("kata", "__kata_containerd_runtime")
 
 
+@pytest.fixture(scope="module", params=sorted(SUITES))
+def real_containerd(request):
+    try:
+        root = debfetch.fetch("containerd", request.param)
+    except debfetch.DebFetchError as exc:
+        pytest.skip("containerd of Debian %s cannot be fetched here: %s" % (request.param, exc))
+    return SUITES[request.param], str(Path(root) / "usr" / "bin" / "containerd")
+
+
 def merge(tmp_path, binary, text, **params):
     path = tmp_path / "config.toml"
     if text is not None:
@@ -73,8 +83,8 @@ def test_the_kata_request_is_what_the_role_documents():
 
 
 @pytest.mark.parametrize("name", ["debian-bookworm", "v2-default", "v3-default", "missing"])
-def test_kata_runtime_effective_and_runc_still_the_default(tmp_path, containerd, name):
-    release, binary = containerd
+def test_kata_runtime_effective_and_runc_still_the_default(tmp_path, real_containerd, name):
+    release, binary = real_containerd
     if name == "v3-default" and release.startswith("1."):
         pytest.skip("containerd %s cannot read a version 3 file (tested in test_containerd_config_real.py)" % release)
     if name == "debian-bookworm":
@@ -100,8 +110,8 @@ def test_kata_runtime_effective_and_runc_still_the_default(tmp_path, containerd,
 
 
 @pytest.mark.parametrize("name", ["debian-bookworm", "docker-containerd.io", "missing"])
-def test_the_docker_nodes_containerd_serves_no_cri(tmp_path, containerd, name):
-    release, binary = containerd
+def test_the_docker_nodes_containerd_serves_no_cri(tmp_path, real_containerd, name):
+    release, binary = real_containerd
     path, first = merge(tmp_path, binary, INPUTS[name], disable_cri=True, backup=True)
     data, _stderr = dump(binary, path)
     disabled = set(data.get("disabled_plugins", []))
