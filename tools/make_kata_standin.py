@@ -76,7 +76,7 @@ def build(path, version=DEFAULT_VERSION):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--version", default=DEFAULT_VERSION)
     parser.add_argument("--arch", default="amd64")

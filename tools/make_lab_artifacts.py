@@ -72,7 +72,7 @@ def build(output_dir, shared_bin):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--shared-bin", help="directory with the real cri-dockerd and crictl (default: shared/bin beside the checkout)")
     args = parser.parse_args(argv)

@@ -97,11 +97,12 @@ def parse_document(text, path):
 
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise DaemonConfigError("%s is not valid JSON at line %d column %d (%s); dockerd cannot read it either. Fix the file "
+                                "by hand, then run again (it was left untouched)" % (path, exc.lineno, exc.colno, exc.msg)) from None
     except ValueError as exc:
-        line = getattr(exc, "lineno", None)
-        where = " at line %d column %d" % (line, exc.colno) if line else ""
-        raise DaemonConfigError("%s is not valid JSON%s (%s); dockerd cannot read it either. Fix the file by hand, then run "
-                                "again (it was left untouched)" % (path, where, getattr(exc, "msg", exc))) from None
+        raise DaemonConfigError("%s is not valid JSON (%s); dockerd cannot read it either. Fix the file by hand, then run "
+                                "again (it was left untouched)" % (path, exc)) from None
     if not isinstance(data, dict):
         raise DaemonConfigError("%s must hold a JSON object ({...}), it holds a %s; fix it by hand (it was left untouched)"
                                 % (path, type(data).__name__))

@@ -171,10 +171,10 @@ def test_binary_from_url_needs_no_state(server, node, tmp_path):
 
 
 def kata_like_tarball(tmp_path, config=b"[hypervisor.qemu]\n", target="configuration-qemu.toml"):
-    path = make_tarball(tmp_path / "kata.tar.xz", {"./opt/kata/share/defaults/configuration-qemu.toml": (config, 0o644),
-                                                    "./opt/kata/share/defaults/configuration-clh.toml": (b"[hypervisor.clh]\n", 0o644),
-                                                    "./opt/kata/bin/containerd-shim-kata-v2": b"shim"},
-                        links={"./opt/kata/share/defaults/configuration.toml": target})
+    files = {"./opt/kata/share/defaults/configuration-qemu.toml": (config, 0o644),
+             "./opt/kata/share/defaults/configuration-clh.toml": (b"[hypervisor.clh]\n", 0o644),
+             "./opt/kata/bin/containerd-shim-kata-v2": b"shim"}
+    path = make_tarball(tmp_path / "kata.tar.xz", files, links={"./opt/kata/share/defaults/configuration.toml": target})
     data = path.read_bytes()
     path.unlink()
     return data
