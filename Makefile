@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 LINK := .build/collections/ansible_collections/kubeforge/cluster
 SANITY_ROOT := .build/sanity/ansible_collections/kubeforge/cluster
 LAB_INVENTORY := inventories/lab/hosts.yml
-APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git shellcheck
+APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git shellcheck kmod
 
 .PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks lab lab-down lab-status clean
 

@@ -26,3 +26,13 @@ if not LINK.exists():
 for path in (str(COLLECTIONS_ROOT), str(REPO_ROOT / "tools"), str(REPO_ROOT / "tests")):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests measured (tests/figures.py): property example counts, hostile-probe worst cases."""
+    from figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("figures")
+        for name in sorted(FIGURES):
+            terminalreporter.write_line("%s: %s" % (name, FIGURES[name]))

@@ -13,6 +13,11 @@ Evidence, strongest first, and what ``reason`` says decided:
   (Docker's bundled containerd);
 * ``crictl version`` when crictl is installed and the gRPC probe could not decide;
 * with ``probe=False``, only whether the socket accepts connections (what kubeadm checks).
+
+All candidates are probed at the same time, each within one deadline shared by every call made for it
+(``_grpc_probe.Deadline``), so the whole probe takes about ``timeout`` however many sockets there are.
+Messages name this module's options (``preferred``, ``preferred_runtime``, ``extra_candidates``), never a
+playbook variable: the roles that call the module say which of their variables feeds which option.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _grpc_probe as grpc
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path, require_list, require_str
 
 # kubeadm's known CRI sockets (cmd/kubeadm/app/constants: CRISocketContainerd, CRISocketCRIO,
 # CRISocketDocker), in the /run spelling the runtimes use and the /var/run one kubeadm uses.
@@ -36,7 +43,8 @@ KNOWN_CRI_ENDPOINTS = (
 RUNTIME_NAMES = ("containerd", "crio", "cri-dockerd")
 # CRI VersionResponse.runtime_name -> our runtime name (cri-dockerd reports "docker").
 _CRI_RUNTIME_NAMES = {"containerd": "containerd", "cri-o": "crio", "crio": "crio", "docker": "cri-dockerd"}
-INVENTORY_VARIABLE = "kubeforge_cri_socket"
+MAX_CANDIDATES = 64  # probed concurrently, one thread each
+CRICTL_MIN_SECONDS = 0.2  # crictl is not started with less time left than this
 RUNTIME_ROLES = (
     ("kubeforge.cluster.containerd", "containerd with its cri plugin enabled"),
     ("kubeforge.cluster.cri_dockerd", "Docker Engine with cri-dockerd"),
@@ -57,20 +65,19 @@ class CriSocketError(Exception):
         self.endpoints = endpoints or []
 
 
-def normalize_endpoint(value):
-    """Return ``(unix:// URL, path)`` for ``unix:///path`` or ``/path``; ValueError otherwise."""
-    text = str(value).strip()
+def normalize_endpoint(option, value):
+    """Return ``(unix:// URL, path)`` for ``unix:///path`` or ``/path``; InputError naming ``option`` otherwise."""
+    text = require_str(option, value, max_length=4096).strip()
     if text.startswith("unix://"):
         path = text[len("unix://"):]
     elif text.startswith("/"):
         path = text
     else:
-        raise ValueError(
-            "%r is not a unix socket endpoint: use unix:///path/to/socket or an absolute path "
-            "(kubeadm and kubelet on Linux only use unix sockets)" % text)
+        raise InputError(option, "%r is not a unix socket endpoint: use unix:///path/to/socket or an absolute path "
+                                 "(kubeadm and kubelet on Linux only use unix sockets)" % text)
     if not path.startswith("/"):
-        raise ValueError("%r: the socket path must be absolute (unix:///run/..., three slashes)" % text)
-    path = os.path.normpath(path)
+        raise InputError(option, "%r: the socket path must be absolute (unix:///run/..., three slashes)" % text)
+    path = absolute_path(option, path)
     if path.startswith("//"):
         path = "/" + path.lstrip("/")
     return "unix://" + path, path
@@ -87,10 +94,10 @@ def _runtime_from_cri(name):
     return _CRI_RUNTIME_NAMES.get((name or "").strip().lower(), (name or "").strip().lower() or None)
 
 
-def _cri_plugin_state(path, timeout):
+def _cri_plugin_state(path, deadline):
     """Explain a containerd without CRI from its plugin list; None when it cannot be read."""
     try:
-        result = grpc.grpc_unary(path, CONTAINERD_PLUGINS, grpc.encode_string_field(1, "id==" + CRI_PLUGIN_ID), timeout)
+        result = grpc.grpc_unary(path, CONTAINERD_PLUGINS, grpc.encode_string_field(1, "id==" + CRI_PLUGIN_ID), deadline=deadline)
     except grpc.ProbeError:
         return None
     if not result.ok:
@@ -109,9 +116,13 @@ def _cri_plugin_state(path, timeout):
     return "its cri plugin is loaded but the CRI service does not answer"
 
 
-def _crictl_evidence(entry, crictl, run_command, timeout):
-    """Decide with ``crictl version`` (installed crictl only); return True when it decided."""
-    argv = [crictl, "--runtime-endpoint", entry["endpoint"], "--timeout", "%ds" % max(1, round(timeout)), "version"]
+def _crictl_evidence(entry, crictl, run_command, deadline):
+    """Decide with ``crictl version`` (installed crictl only) in the time left; return True when it decided."""
+    left = deadline.remaining()
+    if left < CRICTL_MIN_SECONDS:
+        entry["reason"] += "; no time left for crictl version (%.1fs of %.1fs)" % (max(left, 0), deadline.seconds)
+        return False
+    argv = [crictl, "--runtime-endpoint", entry["endpoint"], "--timeout", "%dms" % int(left * 1000), "version"]
     rc, out, err = run_command(argv)
     fields = {
         key.strip(): value.strip()
@@ -135,7 +146,8 @@ def _crictl_evidence(entry, crictl, run_command, timeout):
 
 
 def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_command=None):
-    """Return the ``endpoints`` entry of one candidate socket."""
+    """Return the ``endpoints`` entry of one candidate socket; every call made for it ends within ``timeout``."""
+    deadline = grpc.Deadline(timeout)
     entry = _new_entry(endpoint, path)
     try:
         mode = os.stat(path).st_mode
@@ -156,7 +168,7 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
 
     if not probe:
         try:
-            grpc.check_listening(path, timeout)
+            grpc.check_listening(path, deadline=deadline)
         except grpc.ProbeError as exc:
             entry["cri"] = None if isinstance(exc, (grpc.AccessDenied, grpc.Timeout)) else False
             entry["reason"] = _not_listening_reason(exc)
@@ -166,8 +178,8 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
         return entry
 
     try:
-        result = grpc.grpc_unary(path, CRI_V1_VERSION, grpc.encode_string_field(1, "v1"), timeout)
-    except grpc.AccessDenied as exc:
+        result = grpc.grpc_unary(path, CRI_V1_VERSION, grpc.encode_string_field(1, "v1"), deadline=deadline)
+    except (grpc.AccessDenied, grpc.Busy) as exc:
         entry["reason"] = "%s; CRI capability undecided" % exc
         return entry
     except (grpc.NotFound, grpc.NotListening) as exc:
@@ -187,7 +199,7 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
     except grpc.ProbeError as exc:
         entry["listening"] = True
         entry["reason"] = "accepts connections but the gRPC probe failed: %s" % exc
-        _maybe_crictl(entry, crictl, run_command, timeout)
+        _maybe_crictl(entry, crictl, run_command, deadline)
         return entry
     entry["listening"] = True
 
@@ -202,7 +214,7 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
     if result.status == grpc.UNIMPLEMENTED:
         entry["cri"] = False
         try:
-            legacy = grpc.grpc_unary(path, CRI_V1ALPHA2_VERSION, b"", timeout)
+            legacy = grpc.grpc_unary(path, CRI_V1ALPHA2_VERSION, b"", deadline=deadline)
         except grpc.ProbeError:
             legacy = None
         if legacy is not None and legacy.ok:
@@ -212,12 +224,12 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
             return entry
     else:
         entry["cri"] = None  # a CRI service that errors: neither proven nor disproven
-    identity = _containerd_identity(path, timeout)
+    identity = _containerd_identity(path, deadline)
     if identity is not None:
         entry["runtime"] = "containerd"
         entry["runtime_version"] = identity
         if entry["cri"] is False:
-            detail = _cri_plugin_state(path, timeout)
+            detail = _cri_plugin_state(path, deadline)
             entry["reason"] = "containerd %s answers its own API but not the CRI: %s%s (gRPC probe)" % (
                 identity, v1_error, "; " + detail if detail else "")
             return entry
@@ -227,13 +239,13 @@ def probe_endpoint(endpoint, path, probe=True, timeout=2.0, crictl=None, run_com
         return entry
     else:
         entry["reason"] = "%s (gRPC probe)" % v1_error
-    _maybe_crictl(entry, crictl, run_command, timeout)
+    _maybe_crictl(entry, crictl, run_command, deadline)
     return entry
 
 
-def _maybe_crictl(entry, crictl, run_command, timeout):
+def _maybe_crictl(entry, crictl, run_command, deadline):
     if entry["cri"] is None and crictl and run_command is not None:
-        _crictl_evidence(entry, crictl, run_command, timeout)
+        _crictl_evidence(entry, crictl, run_command, deadline)
     if entry["cri"] is None:
         entry["reason"] += "; CRI capability undecided"
 
@@ -254,9 +266,9 @@ def _record_cri_answer(entry, result, api):
     entry["runtime_version"] = grpc.field_text(fields, 3) or None
 
 
-def _containerd_identity(path, timeout):
+def _containerd_identity(path, deadline):
     try:
-        result = grpc.grpc_unary(path, CONTAINERD_VERSION, b"", timeout)
+        result = grpc.grpc_unary(path, CONTAINERD_VERSION, b"", deadline=deadline)
     except grpc.ProbeError:
         return None
     if not result.ok:
@@ -275,41 +287,53 @@ def _socket_key(path):
         return ("path", os.path.realpath(path))
 
 
-def build_candidates(candidates, extra=None, preferred=None):
+def build_candidates(candidates, extra=None, preferred=""):
     """Normalised, de-duplicated ``[(url, path)]``; the preferred endpoint is added when missing."""
     seen = set()
     result = []
-    values = [("candidates", v) for v in candidates or []] + [("extra_candidates", v) for v in extra or []]
-    if preferred and preferred not in RUNTIME_NAMES:
+    values = [("candidates[%d]" % i, v) for i, v in enumerate(require_list("candidates", candidates or []))]
+    values += [("extra_candidates[%d]" % i, v) for i, v in enumerate(require_list("extra_candidates", extra or []))]
+    if preferred:
         values.append(("preferred", preferred))
     for option, value in values:
-        try:
-            url, path = normalize_endpoint(value)
-        except ValueError as exc:
-            if option == "preferred":
-                raise ValueError("preferred (inventory variable %s) must be a unix:// endpoint URL, an absolute socket path "
-                                 "or one of %s; got %r" % (INVENTORY_VARIABLE, ", ".join(RUNTIME_NAMES), value)) from None
-            raise ValueError("%s: %s" % (option, exc)) from None
+        url, path = normalize_endpoint(option, value)
         if url not in seen:
             seen.add(url)
             result.append((url, path))
+    if len(result) > MAX_CANDIDATES:
+        raise InputError("candidates", "%d distinct endpoints with extra_candidates and preferred; at most %d are probed"
+                         % (len(result), MAX_CANDIDATES))
     return result
 
 
 def probe_all(candidates, probe=True, timeout=2.0, crictl=None, run_command=None):
-    """Probe each candidate once per real socket; later spellings of one socket become aliases."""
-    endpoints = []
+    """Probe each real socket once, all at the same time, each within ``timeout``; later spellings of one
+    socket become aliases. The whole probe takes about ``timeout`` at most, however many candidates."""
+    order = []
     primary = {}
     for url, path in candidates:
         key = _socket_key(path)
-        if key in primary:
-            first = primary[key]
-            entry = dict(first)
-            entry.update(endpoint=url, path=path, alias_of=first["endpoint"])
-            endpoints.append(entry)
+        order.append((url, path, key))
+        primary.setdefault(key, (url, path))
+
+    def run(job):
+        url, path = job
+        return probe_endpoint(url, path, probe=probe, timeout=timeout, crictl=crictl, run_command=run_command)
+
+    if len(primary) <= 1:
+        probed = {key: run(job) for key, job in primary.items()}
+    else:
+        with ThreadPoolExecutor(max_workers=len(primary)) as pool:
+            futures = {key: pool.submit(run, job) for key, job in primary.items()}
+            probed = {key: future.result() for key, future in futures.items()}
+    endpoints = []
+    for url, path, key in order:
+        first = probed[key]
+        if first["endpoint"] == url:
+            endpoints.append(first)
             continue
-        entry = probe_endpoint(url, path, probe=probe, timeout=timeout, crictl=crictl, run_command=run_command)
-        primary[key] = entry
+        entry = dict(first)
+        entry.update(endpoint=url, path=path, alias_of=first["endpoint"])
         endpoints.append(entry)
     return endpoints
 
@@ -320,10 +344,14 @@ def _usable(entry, probe):
     return entry["cri"] is True or (not probe and entry["listening"])
 
 
+def runtime_text(entry):
+    """``containerd 1.7.24``, or ``runtime unknown``."""
+    return " ".join(part for part in (entry.get("runtime"), entry.get("runtime_version")) if part) or "runtime unknown"
+
+
 def describe(entry):
     """``unix:///run/containerd/containerd.sock (containerd 1.7.24)``."""
-    what = " ".join(part for part in (entry.get("runtime"), entry.get("runtime_version")) if part)
-    return "%s (%s)" % (entry["endpoint"], what or "runtime unknown")
+    return "%s (%s)" % (entry["endpoint"], runtime_text(entry))
 
 
 def _list(entries):
@@ -345,58 +373,93 @@ def _none_message(endpoints):
                checked, " ".join(hints) + (". " if hints else ""), roles)
 
 
-def select(endpoints, preferred=None, probe=True):
-    """Return the one endpoint URL to use, or raise :class:`CriSocketError` saying why not."""
+def _capital(text):
+    return text[0].upper() + text[1:]
+
+
+def select(endpoints, preferred="", preferred_runtime=None, probe=True):
+    """Return ``(endpoint URL, selected_reason)``, or raise :class:`CriSocketError` saying why none can be chosen.
+
+    ``preferred`` is an endpoint (or empty), ``preferred_runtime`` a runtime name (or None). With both, the
+    preferred endpoint is chosen and must be served by that runtime. Messages name these options.
+    """
     usable = [e for e in endpoints if _usable(e, probe)]
     what = "CRI endpoints" if probe else "listening sockets (probe=false)"
     if preferred:
-        if preferred in RUNTIME_NAMES:
-            matches = [e for e in usable if e["runtime"] == preferred]
-            if len(matches) == 1:
-                return matches[0]["endpoint"]
-            if len(matches) > 1:
-                raise CriSocketError(
-                    "preferred=%s matches several %s: %s. Set the inventory variable %s to one endpoint URL "
-                    "instead of the runtime name." % (preferred, what, _list(matches), INVENTORY_VARIABLE), endpoints)
-            if not usable:
-                raise CriSocketError("preferred=%s: %s" % (preferred, _none_message(endpoints)), endpoints)
-            raise CriSocketError(
-                "preferred=%s (inventory variable %s): no CRI endpoint of that runtime on this node. %s found: %s. "
-                "Set %s to one of them or install %s." % (
-                    preferred, INVENTORY_VARIABLE, what[0].upper() + what[1:], _list(usable), INVENTORY_VARIABLE, preferred), endpoints)
-        url = normalize_endpoint(preferred)[0]
+        url = normalize_endpoint("preferred", preferred)[0]
         entry = next((e for e in endpoints if e["endpoint"] == url), None)
         if entry is not None and (entry["cri"] is True or (not probe and entry["listening"])):
-            return url
+            if preferred_runtime and entry["runtime"] != preferred_runtime:
+                raise CriSocketError(
+                    "preferred=%s is served by %s, but preferred_runtime is %s: make them agree, or leave one of "
+                    "them empty" % (url, entry["runtime"] or "an unknown runtime", preferred_runtime), endpoints)
+            return url, "preferred endpoint; %s" % (
+                "it answers the CRI (%s)" % runtime_text(entry) if probe
+                else "it accepts connections (probe=false)")
         reason = entry["reason"] if entry is not None else "not probed"
         if not usable:
-            raise CriSocketError(
-                "preferred=%s (inventory variable %s) is not a usable CRI endpoint: %s. %s" % (
-                    url, INVENTORY_VARIABLE, reason, _none_message(endpoints)), endpoints)
+            raise CriSocketError("preferred=%s is not a usable CRI endpoint: %s. %s" % (url, reason, _none_message(endpoints)),
+                                 endpoints)
         raise CriSocketError(
-            "preferred=%s (inventory variable %s) is not a usable CRI endpoint: %s. %s on this node: %s. "
-            "Set %s to one of them." % (url, INVENTORY_VARIABLE, reason, what[0].upper() + what[1:], _list(usable),
-                                        INVENTORY_VARIABLE), endpoints)
+            "preferred=%s is not a usable CRI endpoint: %s. %s on this node: %s. Set preferred to one of them, or "
+            "leave it empty to detect." % (url, reason, _capital(what), _list(usable)), endpoints)
+    if preferred_runtime:
+        matches = [e for e in usable if e["runtime"] == preferred_runtime]
+        if len(matches) == 1:
+            return matches[0]["endpoint"], "the only CRI endpoint of preferred_runtime=%s (%s)" % (
+                preferred_runtime, runtime_text(matches[0]))
+        if len(matches) > 1:
+            raise CriSocketError(
+                "preferred_runtime=%s matches several %s: %s. Set preferred to one of these endpoints." % (
+                    preferred_runtime, what, _list(matches)), endpoints)
+        if not usable:
+            raise CriSocketError("preferred_runtime=%s: %s" % (preferred_runtime, _none_message(endpoints)), endpoints)
+        raise CriSocketError(
+            "preferred_runtime=%s: no CRI endpoint of that runtime on this node. %s found: %s. Set preferred_runtime "
+            "to the runtime of one of them, or install and start %s." % (
+                preferred_runtime, _capital(what), _list(usable), preferred_runtime), endpoints)
     if len(usable) == 1:
-        return usable[0]["endpoint"]
+        checked = len([e for e in endpoints if e["alias_of"] is None])
+        if probe:
+            return usable[0]["endpoint"], "the only CRI endpoint on this node (%d socket%s checked)" % (
+                checked, "" if checked == 1 else "s")
+        return usable[0]["endpoint"], "the only listening socket (probe=false, %d checked)" % checked
     if not usable:
         raise CriSocketError(_none_message(endpoints), endpoints)
     raise CriSocketError(
-        "Found multiple %s on this node: %s. kubeadm, kubelet and crictl need exactly one: set the inventory variable "
-        "%s (this module's preferred option) to one of these endpoint URLs, or to a runtime name (%s)." % (
-            what, _list(usable), INVENTORY_VARIABLE, ", ".join(RUNTIME_NAMES)), endpoints)
+        "Found multiple %s on this node: %s. kubeadm, kubelet and crictl need exactly one: set the option preferred "
+        "to one of these endpoints, or preferred_runtime to the runtime to use (%s)." % (
+            what, _list(usable), ", ".join(RUNTIME_NAMES)), endpoints)
 
 
-def detect(candidates, extra=None, preferred=None, probe=True, timeout=2.0, crictl=None, run_command=None):
-    """Probe the candidates and select one; return ``(endpoints, cri_socket)``.
+def check_preferred(preferred, preferred_runtime, probe):
+    """Validate the two preference options; returns ``(preferred or "", preferred_runtime or None)``."""
+    preferred = "" if preferred is None else require_str("preferred", preferred, allow_empty=True).strip()
+    if preferred in RUNTIME_NAMES:
+        raise InputError("preferred", "%r is a runtime name, not an endpoint: give it as preferred_runtime, or set "
+                                      "preferred to an endpoint such as unix:///run/containerd/containerd.sock" % preferred)
+    if preferred:
+        normalize_endpoint("preferred", preferred)
+    if preferred_runtime in (None, ""):
+        return preferred, None
+    if preferred_runtime not in RUNTIME_NAMES:
+        raise InputError("preferred_runtime", "must be one of %s, got %r" % (", ".join(RUNTIME_NAMES), preferred_runtime))
+    if not probe:
+        raise InputError("preferred_runtime", "needs probe=true: only a probe tells which runtime serves a socket")
+    return preferred, preferred_runtime
 
-    Raises ValueError for malformed endpoints and :class:`CriSocketError` when no single
+
+def detect(candidates, extra=None, preferred="", preferred_runtime=None, probe=True, timeout=2.0, crictl=None,
+           run_command=None):
+    """Probe the candidates and select one; return ``(endpoints, cri_socket, selected_reason)``.
+
+    Raises InputError (naming the option) for malformed options and :class:`CriSocketError` when no single
     endpoint can be chosen.
     """
-    if preferred is not None:
-        preferred = str(preferred).strip() or None
+    preferred, preferred_runtime = check_preferred(preferred, preferred_runtime, probe)
     pairs = build_candidates(candidates, extra, preferred)
     if not pairs:
-        raise ValueError("candidates and extra_candidates are both empty: give at least one socket to check")
+        raise InputError("candidates", "candidates and extra_candidates are both empty: give at least one socket to check")
     endpoints = probe_all(pairs, probe=probe, timeout=timeout, crictl=crictl, run_command=run_command)
-    return endpoints, select(endpoints, preferred, probe)
+    cri_socket, reason = select(endpoints, preferred, preferred_runtime, probe)
+    return endpoints, cri_socket, reason

@@ -70,6 +70,20 @@ def read_text(path):
                                % (path, data[exc.start], exc.start)) from None
 
 
+def read_managed(path):
+    """``(resolved path, bytes or None, text or None)`` of a managed file under the symlink rule; a file that is
+    not UTF-8 is named in the error."""
+    resolved = resolve_managed(path)
+    data = read_bytes(resolved)
+    if data is None:
+        return resolved, None, None
+    try:
+        return resolved, data, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManagedFileError("%s is not UTF-8 text (byte 0x%02x at offset %d); fix or remove the file"
+                               % (path, data[exc.start], exc.start)) from None
+
+
 def sha256_hex(data):
     return None if data is None else hashlib.sha256(data).hexdigest()
 
@@ -99,14 +113,7 @@ def replace_file(module, path, content, mode=0o644, expected=None, backup=False)
         os.makedirs(directory, 0o755)
     with directory_lock(directory):
         if expected is not None:
-            current = read_bytes(path)
-            if expected is False:
-                unchanged = current is None
-            elif isinstance(expected, str):
-                unchanged = sha256_hex(current) == expected
-            else:
-                unchanged = current == expected
-            if not unchanged:
+            if not _unchanged(path, expected):
                 raise ManagedFileError("%s was changed by someone else while this task worked on it; nothing was written. "
                                        "Run the task again to merge into the new content" % path)
         backup_file = module.backup_local(path) if backup and os.path.exists(path) else None
@@ -127,6 +134,35 @@ def replace_file(module, path, content, mode=0o644, expected=None, backup=False)
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
+    return backup_file
+
+
+def _unchanged(path, expected):
+    current = read_bytes(path)
+    if expected is False:
+        return current is None
+    if isinstance(expected, str):
+        return sha256_hex(current) == expected
+    return current == expected
+
+
+def remove_file(module, path, expected=None, backup=False):
+    """Remove ``path`` (the name itself: a symlink is removed, its target stays) under the directory lock.
+
+    ``expected`` as for ``replace_file``: a change by another writer since the caller read the file fails the
+    run and nothing is removed. Returns the backup file's path or None; a missing file is not an error.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return None
+    with directory_lock(directory):
+        if expected is not None and not _unchanged(path, expected):
+            raise ManagedFileError("%s was changed by someone else while this task worked on it; nothing was removed. "
+                                   "Run the task again" % path)
+        if not os.path.lexists(path):
+            return None
+        backup_file = module.backup_local(path) if backup and os.path.isfile(path) else None
+        os.unlink(path)
     return backup_file
 
 

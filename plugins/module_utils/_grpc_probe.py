@@ -12,9 +12,14 @@ knowledge" connection, so one unary call is:
 * then reading frames until the stream ends: response HEADERS, DATA (the response
   message) and trailers (``grpc-status``, ``grpc-message``).
 
-The answer is decoded with a complete HPACK decoder (static and dynamic table, Huffman
-strings: Go's gRPC servers use both) and a small protobuf wire-format reader.
+The answer is decoded with the HPACK decoder of ``_hpack`` and a small protobuf wire-format reader.
 Nothing here needs Ansible; the module utils ``_cri_socket`` builds on it.
+
+Bounded against a hostile or broken peer: one ``Deadline`` per call (or per candidate, shared by its
+calls) is enforced in connect, every send, every read and the header decoding; a header block may be at
+most ``MAX_HEADER_BLOCK`` octets before decoding and ``MAX_HEADER_LIST`` after; the response body at most
+``MAX_BODY``; everything read at most ``MAX_RECEIVED``; and at most ``MAX_IDLE_FRAMES`` frames that do not
+advance the call (PING, SETTINGS, WINDOW_UPDATE, other streams, ...). Each failure says what the peer did.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import socket
 import struct
 import time
 from urllib.parse import unquote
+
+from ansible_collections.kubeforge.cluster.plugins.module_utils._hpack import HpackDecoder, HpackError, encode_headers
 
 # --------------------------------------------------------------------------------------
 # gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html)
@@ -83,233 +90,10 @@ class Timeout(ProbeError):
     kind = "timeout"
 
 
-# --------------------------------------------------------------------------------------
-# HPACK (RFC 7541)
+class Busy(Timeout):
+    """A listener that accepts no connection (its backlog is full): a daemon may be there, but it does not answer."""
 
-# Appendix A: the static table (index 1..61).
-HPACK_STATIC_TABLE = (
-    (":authority", ""), (":method", "GET"), (":method", "POST"), (":path", "/"),
-    (":path", "/index.html"), (":scheme", "http"), (":scheme", "https"), (":status", "200"),
-    (":status", "204"), (":status", "206"), (":status", "304"), (":status", "400"),
-    (":status", "404"), (":status", "500"), ("accept-charset", ""),
-    ("accept-encoding", "gzip, deflate"), ("accept-language", ""), ("accept-ranges", ""),
-    ("accept", ""), ("access-control-allow-origin", ""), ("age", ""), ("allow", ""),
-    ("authorization", ""), ("cache-control", ""), ("content-disposition", ""),
-    ("content-encoding", ""), ("content-language", ""), ("content-length", ""),
-    ("content-location", ""), ("content-range", ""), ("content-type", ""), ("cookie", ""),
-    ("date", ""), ("etag", ""), ("expect", ""), ("expires", ""), ("from", ""), ("host", ""),
-    ("if-match", ""), ("if-modified-since", ""), ("if-none-match", ""), ("if-range", ""),
-    ("if-unmodified-since", ""), ("last-modified", ""), ("link", ""), ("location", ""),
-    ("max-forwards", ""), ("proxy-authenticate", ""), ("proxy-authorization", ""),
-    ("range", ""), ("referer", ""), ("refresh", ""), ("retry-after", ""), ("server", ""),
-    ("set-cookie", ""), ("strict-transport-security", ""), ("transfer-encoding", ""),
-    ("user-agent", ""), ("vary", ""), ("via", ""), ("www-authenticate", ""),
-)
-
-# Appendix B: the Huffman code is canonical (codes of one length are consecutive and ordered
-# by symbol), so the bit length of each of the 257 symbols (0..255 and EOS) defines it.
-# One character per symbol: chr(ord("A") + length - 5).
-_HUFFMAN_LENGTHS = (
-    "ISXXXXXXXTZXXZXXXXXXXXZXXXXXXXXXBFFHIBDGFFDGDBBBAAABBBBBBBCDKBHF"
-    "IBCCCCCCCCCCCCCCCCCCCCCCDCDIOIJBKABABABBBACCBBBABCBAABCCCCCKGJIX"
-    "PRPPRRRSRSSSSSTSTTRSTSSSSQRSRSSTRQPRRSSQSRRTQRSSQQRQSRSSPRRRSRRS"
-    "VVPORSRUVVVWWVTUOQVWWVWTQQVVXWWWPTPQRQQSRRUUTTVSVWVVWWWWWXWWWWWV"
-    "Z"
-)
-HUFFMAN_EOS = 256
-
-
-def _build_huffman_codes():
-    lengths = [ord(c) - ord("A") + 5 for c in _HUFFMAN_LENGTHS]
-    order = sorted(range(len(lengths)), key=lambda sym: (lengths[sym], sym))
-    codes = [0] * len(lengths)
-    code = 0
-    previous = lengths[order[0]]
-    for position, sym in enumerate(order):
-        if position:
-            code = (code + 1) << (lengths[sym] - previous)
-        previous = lengths[sym]
-        codes[sym] = code
-    return codes, lengths
-
-
-HUFFMAN_CODES, HUFFMAN_CODE_LENGTHS = _build_huffman_codes()
-_HUFFMAN_DECODE = {(HUFFMAN_CODE_LENGTHS[s], HUFFMAN_CODES[s]): s for s in range(257)}
-
-
-class HpackError(ProtocolError):
-    """A header block that does not decode."""
-
-
-def huffman_encode(data):
-    """Huffman-encode ``data`` (bytes), padding the last octet with the EOS prefix (ones)."""
-    acc = 0
-    bits = 0
-    out = bytearray()
-    for byte in bytearray(data):
-        acc = (acc << HUFFMAN_CODE_LENGTHS[byte]) | HUFFMAN_CODES[byte]
-        bits += HUFFMAN_CODE_LENGTHS[byte]
-        while bits >= 8:
-            bits -= 8
-            out.append((acc >> bits) & 0xFF)
-        acc &= (1 << bits) - 1
-    if bits:
-        out.append(((acc << (8 - bits)) | ((1 << (8 - bits)) - 1)) & 0xFF)
-    return bytes(out)
-
-
-def huffman_decode(data):
-    """Decode a Huffman-coded HPACK string; reject EOS in the data and bad padding."""
-    out = bytearray()
-    code = 0
-    length = 0
-    for byte in bytearray(data):
-        for shift in range(7, -1, -1):
-            code = (code << 1) | ((byte >> shift) & 1)
-            length += 1
-            sym = _HUFFMAN_DECODE.get((length, code))
-            if sym is not None:
-                if sym == HUFFMAN_EOS:
-                    raise HpackError("Huffman string contains the EOS symbol")
-                out.append(sym)
-                code = 0
-                length = 0
-            elif length > 30:
-                raise HpackError("invalid Huffman code")
-    if length > 7 or code != (1 << length) - 1:
-        raise HpackError("invalid Huffman padding")
-    return bytes(out)
-
-
-def hpack_encode_integer(value, prefix_bits, first_byte_flags=0):
-    """Encode an HPACK integer with an N-bit prefix (RFC 7541 5.1)."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes(bytearray([first_byte_flags | value]))
-    out = bytearray([first_byte_flags | limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def hpack_decode_integer(data, pos, prefix_bits):
-    """Return (value, next position) of an HPACK integer starting at ``data[pos]``."""
-    limit = (1 << prefix_bits) - 1
-    if pos >= len(data):
-        raise HpackError("truncated integer")
-    value = data[pos] & limit
-    pos += 1
-    if value < limit:
-        return value, pos
-    shift = 0
-    while True:
-        if pos >= len(data):
-            raise HpackError("truncated integer")
-        byte = data[pos]
-        pos += 1
-        value += (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-        if shift > 28:
-            raise HpackError("integer too large")
-
-
-def hpack_encode_string(value, huffman=False):
-    raw = value.encode("utf-8") if not isinstance(value, bytes) else value
-    if huffman:
-        coded = huffman_encode(raw)
-        return hpack_encode_integer(len(coded), 7, 0x80) + coded
-    return hpack_encode_integer(len(raw), 7) + raw
-
-
-def hpack_encode_literal(name, value, huffman=False):
-    """A header field as "literal without indexing, new name" (RFC 7541 6.2.2)."""
-    return b"\x00" + hpack_encode_string(name, huffman) + hpack_encode_string(value, huffman)
-
-
-def encode_headers(headers):
-    """Encode ``[(name, value), ...]`` as one header block of literals without indexing."""
-    return b"".join(hpack_encode_literal(name, value) for name, value in headers)
-
-
-class HpackDecoder:
-    """Header block decoder with the connection's dynamic table (RFC 7541 2.3, 4, 6)."""
-
-    def __init__(self, max_table_size=4096):
-        self.max_table_size = max_table_size  # what we allow (SETTINGS_HEADER_TABLE_SIZE)
-        self.table_size_limit = max_table_size  # current limit set by the encoder
-        self.dynamic = []  # newest first
-        self.size = 0
-
-    def _evict(self):
-        while self.size > self.table_size_limit and self.dynamic:
-            name, value = self.dynamic.pop()
-            self.size -= len(name) + len(value) + 32
-
-    def _add(self, name, value):
-        self.dynamic.insert(0, (name, value))
-        self.size += len(name) + len(value) + 32
-        self._evict()
-
-    def _lookup(self, index):
-        if index <= 0:
-            raise HpackError("header index 0")
-        if index <= len(HPACK_STATIC_TABLE):
-            name, value = HPACK_STATIC_TABLE[index - 1]
-            return name.encode("ascii"), value.encode("ascii")
-        dyn = index - len(HPACK_STATIC_TABLE) - 1
-        if dyn >= len(self.dynamic):
-            raise HpackError("header index %d beyond the dynamic table" % index)
-        return self.dynamic[dyn]
-
-    @staticmethod
-    def _string(data, pos):
-        if pos >= len(data):
-            raise HpackError("truncated string")
-        huffman = bool(data[pos] & 0x80)
-        length, pos = hpack_decode_integer(data, pos, 7)
-        if pos + length > len(data):
-            raise HpackError("truncated string")
-        raw = bytes(data[pos:pos + length])
-        return (huffman_decode(raw) if huffman else raw), pos + length
-
-    def decode(self, block):
-        """Return the header list ``[(name, value), ...]`` (text) of one complete block."""
-        data = bytearray(block)
-        pos = 0
-        headers = []
-        while pos < len(data):
-            byte = data[pos]
-            if byte & 0x80:  # indexed header field
-                index, pos = hpack_decode_integer(data, pos, 7)
-                headers.append(self._lookup(index))
-                continue
-            if byte & 0xE0 == 0x20:  # dynamic table size update
-                size, pos = hpack_decode_integer(data, pos, 5)
-                if size > self.max_table_size:
-                    raise HpackError("table size update %d above the limit %d" % (size, self.max_table_size))
-                self.table_size_limit = size
-                self._evict()
-                continue
-            if byte & 0xC0 == 0x40:  # literal with incremental indexing
-                index, pos = hpack_decode_integer(data, pos, 6)
-                indexing = True
-            else:  # literal without indexing (0000) or never indexed (0001)
-                index, pos = hpack_decode_integer(data, pos, 4)
-                indexing = False
-            if index:
-                name = self._lookup(index)[0]
-            else:
-                name, pos = self._string(data, pos)
-            value, pos = self._string(data, pos)
-            if indexing:
-                self._add(name, value)
-            headers.append((name, value))
-        return [(n.decode("utf-8", "replace"), v.decode("utf-8", "replace")) for n, v in headers]
+    kind = "busy"
 
 
 # --------------------------------------------------------------------------------------
@@ -390,6 +174,8 @@ def field_text(fields, number, default=""):
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 FRAME_DATA, FRAME_HEADERS, FRAME_PRIORITY, FRAME_RST_STREAM, FRAME_SETTINGS = 0, 1, 2, 3, 4
 FRAME_PUSH_PROMISE, FRAME_PING, FRAME_GOAWAY, FRAME_WINDOW_UPDATE, FRAME_CONTINUATION = 5, 6, 7, 8, 9
+FRAME_NAMES = {0: "DATA", 1: "HEADERS", 2: "PRIORITY", 3: "RST_STREAM", 4: "SETTINGS", 5: "PUSH_PROMISE", 6: "PING",
+               7: "GOAWAY", 8: "WINDOW_UPDATE", 9: "CONTINUATION"}
 FLAG_END_STREAM = 0x1
 FLAG_ACK = 0x1
 FLAG_END_HEADERS = 0x4
@@ -399,6 +185,7 @@ SETTINGS_HEADER_TABLE_SIZE = 0x1
 SETTINGS_ENABLE_PUSH = 0x2
 SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 SETTINGS_MAX_FRAME_SIZE = 0x5
+SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 HTTP2_ERROR_NAMES = {
     0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
     4: "SETTINGS_TIMEOUT", 5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR", 7: "REFUSED_STREAM",
@@ -406,7 +193,13 @@ HTTP2_ERROR_NAMES = {
     12: "INADEQUATE_SECURITY", 13: "HTTP_1_1_REQUIRED",
 }
 _WINDOW = (1 << 24)
-_MAX_FRAME = 1 << 20  # we never accept frames above this (the default limit is 16 KiB)
+# Limits (a CRI Version answer is a few hundred octets; containerd's filtered plugin list a few KiB).
+MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE, which we leave at its default: larger frames are a FRAME_SIZE_ERROR
+MAX_HEADER_BLOCK = 16384  # raw HPACK octets of one HEADERS + CONTINUATION sequence
+MAX_HEADER_LIST = 16384  # decoded, RFC 7541 sizes; announced as SETTINGS_MAX_HEADER_LIST_SIZE
+MAX_BODY = 262144  # DATA octets of our stream
+MAX_RECEIVED = 1 << 20  # every octet the peer sends during one call
+MAX_IDLE_FRAMES = 100  # frames that do not advance the call
 
 
 def frame(frame_type, flags, stream_id, payload=b""):
@@ -502,32 +295,77 @@ class GrpcResult:
         return decode_fields(self.messages[0]) if self.messages else {}
 
 
+class Deadline:
+    """The one point in time by which a probe must be done; shared by the calls made for one candidate."""
+
+    def __init__(self, seconds):
+        self.seconds = float(seconds)
+        self.expires = time.monotonic() + self.seconds
+
+    def remaining(self):
+        return self.expires - time.monotonic()
+
+    def expired(self):
+        return self.remaining() <= 0
+
+
 def _describe_answer(answer):
     """A short printable rendering of what a non-HTTP/2 peer sent."""
-    text = answer[:80].decode("latin-1")
-    printable = "".join(ch if 32 <= ord(ch) < 127 else "." for ch in text.split("\r\n")[0].split("\n")[0])
-    return printable.strip() or repr(answer[:16])
+    text = bytes(answer[:80]).decode("latin-1")
+    printable = "".join(ch if 32 <= ord(ch) < 127 else "." for ch in text.split("\r\n", 1)[0].split("\n", 1)[0])
+    return printable.strip() or repr(bytes(answer[:16]))
+
+
+def _octets(count):
+    return "%d octets" % count if count < 10240 else "%d KiB" % (count // 1024)
 
 
 class _Connection:
-    def __init__(self, path, timeout):
+    """One client connection: every socket operation is bounded by the deadline, every octet counted."""
+
+    def __init__(self, path, deadline):
         self.path = path
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.buffer = b""
+        self.deadline = deadline
+        self.buffer = bytearray()
         self.sock = None
         self.first_frame = True
+        self.received = 0
+        self.frames = {}  # frame type -> count, for the account of what the peer did
 
+    # what the peer did, for messages ----------------------------------------------------
+    def activity(self):
+        if not self.received:
+            return "the peer accepted the connection but sent nothing"
+        counts = ", ".join("%s x%d" % (FRAME_NAMES.get(t, "type %d" % t), n) for t, n in sorted(self.frames.items()))
+        text = "the peer sent %s in %d frames (%s)" % (_octets(self.received), sum(self.frames.values()), counts or "none complete")
+        if self.buffer:
+            text += " and stopped %s into the next frame" % _octets(len(self.buffer))
+        return text
+
+    def timeout(self, doing=""):
+        return Timeout("no complete answer within %.1fs%s: %s" % (self.deadline.seconds, doing, self.activity()))
+
+    def _remaining(self, doing=""):
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise self.timeout(doing)
+        return remaining
+
+    # socket -------------------------------------------------------------------------------
     def connect(self):
         if not os.path.lexists(self.path):
             raise NotFound("no such file")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
+            sock.settimeout(self._remaining())
             sock.connect(self.path)
         except socket.timeout:
             sock.close()
-            raise Timeout("connect did not complete within %.1fs" % self.timeout) from None
+            raise Busy("connect did not complete within %.1fs (the listener's backlog is full: it accepts no "
+                       "connections)" % self.deadline.seconds) from None
+        except Timeout:
+            sock.close()
+            raise
         except OSError as exc:
             sock.close()
             code = getattr(exc, "errno", None)
@@ -539,6 +377,8 @@ class _Connection:
                 raise NotListening("not a unix socket") from None
             if code in (errno.EACCES, errno.EPERM):
                 raise AccessDenied("permission denied connecting to the socket (run as root / become: true)") from None
+            if code == errno.EAGAIN:
+                raise Busy("connect failed: the listener's backlog is full (it accepts no connections)") from None
             raise NotListening("connect failed: %s" % (os.strerror(code) if code else exc)) from None
         self.sock = sock
 
@@ -551,7 +391,11 @@ class _Connection:
 
     def send(self, data):
         try:
+            self.sock.settimeout(self._remaining(" (sending)"))
             self.sock.sendall(data)
+        except socket.timeout:
+            raise Timeout("could not send %s within %.1fs: the peer does not read what it is sent (%s)"
+                          % (_octets(len(data)), self.deadline.seconds, self.activity())) from None
         except OSError as exc:
             if self.first_frame:
                 raise NotHttp2("the peer closed the connection before the gRPC request was sent (%s)" % exc) from None
@@ -559,27 +403,28 @@ class _Connection:
 
     def _recv_exact(self, count):
         while len(self.buffer) < count:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise Timeout("no complete answer within %.1fs" % self.timeout)
-            self.sock.settimeout(remaining)
+            self.sock.settimeout(self._remaining())
             try:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
-                raise Timeout("no complete answer within %.1fs" % self.timeout) from None
+                raise self.timeout() from None
             except OSError as exc:
-                chunk = b""
                 if self.first_frame:
-                    raise NotHttp2("the peer reset the connection without an HTTP/2 answer (%s)" % exc, self.buffer) from None
-                raise ProtocolError("connection error: %s" % exc) from None
+                    raise NotHttp2("the peer reset the connection without an HTTP/2 answer (%s)" % exc, bytes(self.buffer)) from None
+                raise ProtocolError("connection error: %s; %s" % (exc, self.activity())) from None
             if not chunk:
                 if self.first_frame:
                     if self.buffer:
-                        raise NotHttp2("answered %r, not HTTP/2" % _describe_answer(self.buffer), self.buffer)
+                        raise NotHttp2("answered %r, not HTTP/2" % _describe_answer(self.buffer), bytes(self.buffer))
                     raise NotHttp2("closed the connection without an HTTP/2 answer")
-                raise ProtocolError("the peer closed the connection in the middle of the call")
+                raise ProtocolError("the peer closed the connection in the middle of the call: %s" % self.activity())
+            self.received += len(chunk)
             self.buffer += chunk
-        data, self.buffer = self.buffer[:count], self.buffer[count:]
+            if self.received > MAX_RECEIVED:
+                raise ProtocolError("the peer sent more than %s without completing the call: %s"
+                                    % (_octets(MAX_RECEIVED), self.activity()))
+        data = bytes(self.buffer[:count])
+        del self.buffer[:count]
         return data
 
     def read_frame(self):
@@ -588,104 +433,145 @@ class _Connection:
         if self.first_frame:
             # RFC 9113 3.4: the server preface is a SETTINGS frame on stream 0.
             if frame_type != FRAME_SETTINGS or stream_id != 0 or length % 6 or length > 1024:
-                self.buffer = header + self.buffer
+                answer = header + bytes(self.buffer)
                 try:
-                    self.sock.settimeout(0.05)
-                    self.buffer += self.sock.recv(256)
+                    self.sock.settimeout(max(0.001, min(0.05, self.deadline.remaining())))
+                    answer += self.sock.recv(256)
                 except OSError:
                     pass
-                raise NotHttp2("answered %r, not an HTTP/2 server preface" % _describe_answer(self.buffer), self.buffer)
+                raise NotHttp2("answered %r, not an HTTP/2 server preface" % _describe_answer(answer), answer)
             self.first_frame = False
-        if length > _MAX_FRAME:
-            raise ProtocolError("frame of %d octets" % length)
+        if length > MAX_FRAME:
+            raise ProtocolError("the peer sent a %s frame of %d octets, above the %d allowed (FRAME_SIZE_ERROR)"
+                                % (FRAME_NAMES.get(frame_type, "type %d" % frame_type), length, MAX_FRAME))
         payload = self._recv_exact(length) if length else b""
+        self.frames[frame_type] = self.frames.get(frame_type, 0) + 1
         return frame_type, flags, stream_id, payload
 
 
-def check_listening(path, timeout=2.0):
+def check_listening(path, timeout=2.0, deadline=None):
     """Connect to the unix socket ``path`` and hang up; raise like :func:`grpc_unary` when that fails."""
-    conn = _Connection(path, timeout)
+    conn = _Connection(path, deadline or Deadline(timeout))
     conn.connect()
     conn.close()
 
 
-def grpc_unary(path, method, request=b"", timeout=2.0, authority="localhost"):
+def _request(method, authority, request):
+    settings = (struct.pack(">HI", SETTINGS_ENABLE_PUSH, 0) + struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, _WINDOW)
+                + struct.pack(">HI", SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST))
+    headers = encode_headers([
+        (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", authority),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+        ("user-agent", "kubeforge-cri-probe/1.0"),
+    ])
+    return (PREFACE
+            + frame(FRAME_SETTINGS, 0, 0, settings)
+            + frame(FRAME_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW - 65535))
+            + frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, headers)
+            + frame(FRAME_DATA, FLAG_END_STREAM, 1, grpc_message(request)))
+
+
+def grpc_unary(path, method, request=b"", timeout=2.0, authority="localhost", deadline=None):
     """Make one unary gRPC call on the unix socket ``path``; return a :class:`GrpcResult`.
 
-    ``method`` is ``/package.Service/Method``; ``request`` the serialised protobuf message.
+    ``method`` is ``/package.Service/Method``; ``request`` the serialised protobuf message. The call ends by
+    ``deadline`` (a :class:`Deadline`, shared with other calls), or ``timeout`` seconds from now.
     Raises :class:`NotFound`, :class:`NotListening`, :class:`NotHttp2`, :class:`Timeout` or
     :class:`ProtocolError` when no gRPC answer could be had.
     """
     started = time.monotonic()
-    conn = _Connection(path, timeout)
+    conn = _Connection(path, deadline or Deadline(timeout))
     conn.connect()
     try:
-        settings = struct.pack(">HI", SETTINGS_ENABLE_PUSH, 0) + struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, _WINDOW)
-        headers = encode_headers([
-            (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", authority),
-            ("content-type", "application/grpc"), ("te", "trailers"),
-            ("user-agent", "kubeforge-cri-probe/1.0"),
-        ])
-        conn.send(
-            PREFACE
-            + frame(FRAME_SETTINGS, 0, 0, settings)
-            + frame(FRAME_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW - 65535))
-            + frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, headers)
-            + frame(FRAME_DATA, FLAG_END_STREAM, 1, grpc_message(request))
-        )
-        decoder = HpackDecoder()
-        blocks = []  # decoded header blocks of stream 1, in order
-        pending = None  # header block fragments waiting for END_HEADERS
-        pending_end_stream = False
-        body = b""
-        while True:
-            frame_type, flags, stream_id, payload = conn.read_frame()
-            if pending is not None and frame_type != FRAME_CONTINUATION:
-                raise ProtocolError("header block interrupted by a frame of type %d" % frame_type)
-            if frame_type == FRAME_SETTINGS:
-                if not flags & FLAG_ACK:
-                    conn.send(frame(FRAME_SETTINGS, FLAG_ACK, 0))
-                continue
-            if frame_type == FRAME_PING:
-                if not flags & FLAG_ACK:
-                    conn.send(frame(FRAME_PING, FLAG_ACK, 0, payload))
-                continue
-            if frame_type == FRAME_GOAWAY:
-                last_stream, code = struct.unpack(">II", payload[:8]) if len(payload) >= 8 else (0, 0)
-                debug = payload[8:].decode("utf-8", "replace")
-                if (last_stream & 0x7FFFFFFF) >= 1 and code == 0:
-                    continue  # graceful shutdown after our stream: keep reading it
-                raise ProtocolError("GOAWAY %s%s" % (HTTP2_ERROR_NAMES.get(code, code), (": " + debug) if debug else ""))
-            if frame_type in (FRAME_WINDOW_UPDATE, FRAME_PRIORITY) or stream_id not in (0, 1):
-                continue
-            if frame_type == FRAME_RST_STREAM:
-                code = struct.unpack(">I", payload[:4])[0] if len(payload) >= 4 else 0
-                raise ProtocolError("the server reset the stream (%s)" % HTTP2_ERROR_NAMES.get(code, code))
-            if frame_type == FRAME_PUSH_PROMISE:
-                raise ProtocolError("PUSH_PROMISE although push was disabled")
-            if frame_type == FRAME_HEADERS:
-                pending = _strip_padding(flags, payload, frame_type)
-                pending_end_stream = bool(flags & FLAG_END_STREAM)
-            elif frame_type == FRAME_CONTINUATION:
-                if pending is None:
-                    raise ProtocolError("CONTINUATION without HEADERS")
-                pending += payload
-            elif frame_type == FRAME_DATA:
-                body += _strip_padding(flags, payload, frame_type)
-                if flags & FLAG_END_STREAM:
-                    break
-                continue
-            else:
-                continue  # unknown frame types are ignored (RFC 9113 4.1)
-            if flags & FLAG_END_HEADERS:
-                blocks.append(decoder.decode(pending))
-                pending = None
-                if pending_end_stream:
-                    break
+        conn.send(_request(method, authority, request))
+        blocks = _read_answer(conn)
     finally:
         conn.close()
+    headers, trailers, body = blocks
+    return GrpcResult(method, headers, trailers, split_grpc_messages(body), time.monotonic() - started)
+
+
+def _read_answer(conn):
+    """Read frames until stream 1 ends; return ``(headers, trailers, body)``."""
+    decoder = HpackDecoder(max_list_size=MAX_HEADER_LIST)
+    blocks = []  # decoded header blocks of stream 1, in order
+    pending = None  # header block fragments waiting for END_HEADERS
+    pending_frames = 0
+    pending_end_stream = False
+    body = bytearray()
+    idle = {}
+    while True:
+        if conn.deadline.expired():
+            raise conn.timeout()
+        frame_type, flags, stream_id, payload = conn.read_frame()
+        if pending is not None and frame_type != FRAME_CONTINUATION:
+            raise ProtocolError("header block interrupted by a %s frame" % FRAME_NAMES.get(frame_type, "type %d" % frame_type))
+        advances = stream_id == 1 and frame_type in (FRAME_HEADERS, FRAME_CONTINUATION, FRAME_DATA, FRAME_RST_STREAM)
+        if frame_type == FRAME_DATA and not payload and not flags & FLAG_END_STREAM:
+            advances = False
+        if not advances and frame_type != FRAME_GOAWAY:
+            idle[frame_type] = idle.get(frame_type, 0) + 1
+            if sum(idle.values()) > MAX_IDLE_FRAMES:
+                raise ProtocolError("the peer sent more than %d frames that do not advance the call (%s): a flood"
+                                    % (MAX_IDLE_FRAMES, ", ".join("%s x%d" % (FRAME_NAMES.get(t, "type %d" % t), n)
+                                                                  for t, n in sorted(idle.items()))))
+        if frame_type == FRAME_SETTINGS:
+            if not flags & FLAG_ACK:
+                conn.send(frame(FRAME_SETTINGS, FLAG_ACK, 0))
+            continue
+        if frame_type == FRAME_PING:
+            if not flags & FLAG_ACK:
+                conn.send(frame(FRAME_PING, FLAG_ACK, 0, payload[:8]))
+            continue
+        if frame_type == FRAME_GOAWAY:
+            last_stream, code = struct.unpack(">II", payload[:8]) if len(payload) >= 8 else (0, 0)
+            debug = payload[8:200].decode("utf-8", "replace")
+            if (last_stream & 0x7FFFFFFF) >= 1 and code == 0:
+                continue  # graceful shutdown after our stream: keep reading it
+            raise ProtocolError("GOAWAY %s%s" % (HTTP2_ERROR_NAMES.get(code, code), (": " + debug) if debug else ""))
+        if frame_type in (FRAME_WINDOW_UPDATE, FRAME_PRIORITY) or stream_id not in (0, 1):
+            continue
+        if frame_type == FRAME_RST_STREAM:
+            code = struct.unpack(">I", payload[:4])[0] if len(payload) >= 4 else 0
+            raise ProtocolError("the server reset the stream (%s)" % HTTP2_ERROR_NAMES.get(code, code))
+        if frame_type == FRAME_PUSH_PROMISE:
+            raise ProtocolError("PUSH_PROMISE although push was disabled")
+        if frame_type == FRAME_HEADERS:
+            if len(blocks) >= 2:
+                raise ProtocolError("the peer sent a third header block on one stream (gRPC has headers and trailers only)")
+            pending = bytearray(_strip_padding(flags, payload, frame_type))
+            pending_frames = 1
+            pending_end_stream = bool(flags & FLAG_END_STREAM)
+        elif frame_type == FRAME_CONTINUATION:
+            if pending is None:
+                raise ProtocolError("CONTINUATION without HEADERS")
+            pending += payload
+            pending_frames += 1
+        elif frame_type == FRAME_DATA:
+            body += _strip_padding(flags, payload, frame_type)
+            if len(body) > MAX_BODY:
+                raise ProtocolError("the answer's body exceeds %s (%s): not a CRI Version answer"
+                                    % (_octets(MAX_BODY), conn.activity()))
+            if flags & FLAG_END_STREAM:
+                break
+            continue
+        else:
+            continue  # unknown frame types are ignored (RFC 9113 4.1)
+        if len(pending) > MAX_HEADER_BLOCK:
+            raise ProtocolError("the peer's header block exceeds %d octets (HEADERS and %d CONTINUATION frames so far): "
+                                "a header flood" % (MAX_HEADER_BLOCK, pending_frames - 1))
+        if flags & FLAG_END_HEADERS:
+            try:
+                blocks.append(decoder.decode(pending, conn.deadline))
+            except HpackError as exc:
+                if conn.deadline.expired():
+                    raise conn.timeout(" (decoding headers)") from None
+                raise ProtocolError("bad header block: %s" % exc) from None
+            pending = None
+            if pending_end_stream:
+                break
     response_headers = blocks[0] if blocks else []
     trailers = blocks[-1] if len(blocks) > 1 else []
     if len(blocks) == 1 and not body:
         trailers = blocks[0]  # "trailers-only" answer (typical for errors)
-    return GrpcResult(method, response_headers, trailers, split_grpc_messages(body), time.monotonic() - started)
+    return response_headers, trailers, bytes(body)

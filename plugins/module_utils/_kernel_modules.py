@@ -30,6 +30,18 @@ import gzip
 import os
 import re
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import read_managed
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import (
+    InputError,
+    path_under,
+    require_boolean,
+    require_keys,
+    require_list,
+    require_str,
+    safe_name,
+    type_name,
+)
+
 LOADED = "loaded"
 BUILTIN = "builtin"
 LOADABLE = "loadable"
@@ -68,16 +80,19 @@ FEATURES = {
 FILESYSTEMS = {"overlay": "overlay", "ceph": "ceph", "fuse": "fuse"}
 
 _KO_RE = re.compile(r"\.ko(\.(gz|xz|zst))?$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+# A module parameter word: name=value. The name is a C identifier (what module_param() declares); the value is
+# printable ASCII without space (the word separator), '"' (the kernel's quoting) or '\\' (a line continuation in
+# modprobe.d). A value may start with '-' (negative numbers such as i915.enable_psr=-1): the word starts with the
+# name, so getopt never sees an option in it.
+_PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+PARAM_WORD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}=[\x21\x23-\x5b\x5d-\x7e]{0,1024}$")
+MAX_PARAMS_LENGTH = 4096
 HEADER = (
     "# Managed by kubeforge.cluster.kernel_modules: changes here are overwritten.\n"
     "# Built-in modules need no entry at boot and are not listed.\n"
 )
 OPTIONS_HEADER = "# Managed by kubeforge.cluster.kernel_modules: changes here are overwritten.\n"
-
-
-class KernelModulesError(Exception):
-    """A request that cannot be satisfied, with a message for the user."""
 
 
 def normalize(name):
@@ -121,7 +136,8 @@ class HostKernel:
         self._filesystems = None
 
     def path(self, *parts):
-        return os.path.join(self.root, *parts)
+        """A path below ``root`` from components (``a/b`` parts are split), proven to stay below it."""
+        return path_under(self.root, [c for part in parts for c in part.split("/")], option="path")
 
     def _release(self):
         text = _read(self.path("proc", "sys", "kernel", "osrelease"))
@@ -210,7 +226,7 @@ class HostKernel:
         """(status, evidence) from ``modprobe -n -v NAME``; None when modprobe is unavailable."""
         if self.run is None or self.modprobe is None:
             return None
-        rc, out, err = self.run([self.modprobe, "-n", "-v", name])
+        rc, out, err = self.run(modprobe_argv(self.modprobe, name, dry_run=True))
         if rc == 0:
             if re.search(r"^builtin\s+%s\s*$" % re.escape(name), out or "", re.MULTILINE):
                 return BUILTIN, "modprobe -n -v reports builtin"
@@ -250,38 +266,87 @@ class HostKernel:
 
 
 def parse_requests(modules):
-    """Turn the ``modules`` option (names or dicts) into a list of request dicts."""
+    """Turn the ``modules`` option (names or dicts) into a list of request dicts; InputError names the item."""
     requests = []
     seen = set()
-    for index, item in enumerate(modules or []):
+    for index, item in enumerate(require_list("modules", modules)):
+        option = "modules[%d]" % index
         if isinstance(item, str):
             item = {"name": item}
-        if not isinstance(item, dict):
-            raise KernelModulesError("modules[%d] must be a module name or a dict with name, got %r" % (index, item))
-        unknown = set(item) - {"name", "required", "params", "reason"}
-        if unknown:
-            raise KernelModulesError("modules[%d] has unknown keys %s; allowed: name, required, params, reason" % (index, ", ".join(sorted(unknown))))
-        name = str(item.get("name") or "").strip()
-        if not _NAME_RE.match(name):
-            raise KernelModulesError("modules[%d].name %r is not a kernel module name (letters, digits, '_' and '-')" % (index, name))
+        elif not isinstance(item, dict):
+            raise InputError(option, "must be a module name or a dict with name, got %s" % type_name(item))
+        require_keys(option, item, ("name", "required", "params", "reason"), required=("name",))
+        name = module_name(option + ".name", item["name"])
         key = normalize(name)
         if key in seen:
-            raise KernelModulesError("module %s is listed twice in modules" % key)
+            raise InputError(option + ".name", "module %s is listed twice in modules" % key)
         seen.add(key)
-        required = item.get("required", True)
-        if isinstance(required, str):
-            if required.lower() not in ("true", "false", "yes", "no", "1", "0"):
-                raise KernelModulesError("modules[%d].required must be a boolean, got %r" % (index, required))
-            required = required.lower() in ("true", "yes", "1")
-        params = item.get("params") or ""
-        if isinstance(params, dict):
-            params = " ".join("%s=%s" % (k, v) for k, v in params.items())
-        params = " ".join(str(params).split())
-        for word in params.split():
-            if "=" not in word:
-                raise KernelModulesError("modules[%d].params: %r is not key=value" % (index, word))
-        requests.append({"name": key, "required": bool(required), "params": params, "reason": str(item.get("reason") or "")})
+        required = require_boolean(option + ".required", item.get("required", True))
+        params = param_words(option + ".params", item.get("params"))
+        reason = item.get("reason")
+        reason = "" if reason is None else require_str(option + ".reason", reason, allow_empty=True, max_length=1024)
+        requests.append({"name": key, "required": required, "params": " ".join(params), "reason": reason})
     return requests
+
+
+def module_name(option, value):
+    """A kernel module name: 1-55 of ``[A-Za-z0-9_-]`` (the kernel's MODULE_NAME_LEN is 56 with the NUL), not
+    starting with ``-``. Never a path, never an option."""
+    return safe_name(option, value, what="kernel module name", pattern=_NAME_RE, max_length=55)
+
+
+def param_words(option, params):
+    """The words of a module's parameters, each checked against ``PARAM_WORD_RE`` (see the module docstring).
+
+    ``params`` is a string of space-separated ``name=value`` words, or a dict ``{name: value}`` whose values are
+    strings, integers, bools (``1``/``0``) or lists of strings and integers (joined with ``,``, the kernel's array
+    syntax). Null or empty means no parameters.
+    """
+    if params is None or params == "":
+        return []
+    if isinstance(params, str):
+        words = [(option, word) for word in require_str(option, params, max_length=MAX_PARAMS_LENGTH).split()]
+    elif isinstance(params, dict):
+        words = []
+        for name, value in params.items():
+            if not isinstance(name, str) or not _PARAM_NAME_RE.match(name):
+                raise InputError(option, "parameter name %r is not a kernel parameter name ([A-Za-z0-9_], not starting with "
+                                         "a digit)" % (name,))
+            item = "%s.%s" % (option, name)
+            words.append((item, "%s=%s" % (name, _param_value(item, value))))
+    else:
+        raise InputError(option, "must be a string of name=value words or a dict, got %s" % type_name(params))
+    for where, word in words:
+        if not PARAM_WORD_RE.match(word):
+            raise InputError(where, "%r is not a module parameter: write name=value, the name of [A-Za-z0-9_] not "
+                                    "starting with a digit, the value of printable ASCII without spaces, quotes or "
+                                    "backslashes" % word)
+    if sum(len(word) + 1 for _where, word in words) > MAX_PARAMS_LENGTH:
+        raise InputError(option, "is longer than %d characters" % MAX_PARAMS_LENGTH)
+    return [word for _where, word in words]
+
+
+def _param_value(option, value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        return ",".join(str(v) for v in value)
+    raise InputError(option, "must be a string, an integer, a bool or a non-empty list of strings and integers, got %s"
+                     % type_name(value))
+
+
+def modprobe_argv(modprobe, name, params=(), dry_run=False):
+    """modprobe's command line: options first, ``--`` to end them, then the module name and its parameters.
+
+    GNU getopt in modprobe permutes arguments, so an option after the module name is still an option; ``--``
+    ends option parsing, and every parameter word also matches ``PARAM_WORD_RE`` (starts with a name character),
+    so neither the name nor a parameter can ever be read as one of modprobe's options.
+    """
+    return [modprobe] + (["-n", "-v"] if dry_run else []) + ["--", module_name("name", name)] + list(params)
 
 
 def missing_message(request, evidence, release, module_support=True):
@@ -333,27 +398,22 @@ def parse_options_file(text):
     return options
 
 
-def read_text(path):
-    return _read(path)
-
-
-def plan_file(path, desired_text, parse):
-    """What to do with one managed file: ``(action, before_text)``; action is write, remove or none.
+def plan_file(before, desired_text, parse):
+    """What to do with one managed file whose text is ``before``: write, remove or none.
 
     Compares parsed data, so a comment edited by hand does not count as a change.
     """
-    before = _read(path)
     if desired_text is None:
-        return ("remove" if before is not None else "none"), before
+        return "remove" if before is not None else "none"
     if before is None:
-        return "write", before
+        return "write"
     current = parse(before)
     wanted = parse(desired_text)
     if isinstance(current, list):
         same = sorted(current) == sorted(wanted) and len(set(current)) == len(current)
     else:
         same = current == wanted
-    return ("none" if same else "write"), before
+    return "none" if same else "write"
 
 
 class Result:
@@ -372,10 +432,12 @@ class Result:
 def ensure(kernel, requests, persist, persist_file, check_mode, load, write, remove):
     """Probe, load and persist the requested modules.
 
-    ``load(name, params) -> (rc, out, err)`` loads one module; ``write(path, text)`` and
-    ``remove(path)`` change files (called only outside check mode). Required modules
-    that are missing, or fail to load, end up in ``result.failures``; optional ones in
-    ``result.warnings``. Nothing is written when any required module fails.
+    ``load(name, params) -> (rc, out, err)`` loads one module; ``write(path, text, expected)`` and
+    ``remove(path, expected)`` change files (called only outside check mode; ``expected`` is the content read
+    before, ``False`` for none, for a compare-and-replace). Required modules that are missing, or fail to
+    load, end up in ``result.failures``; optional ones in ``result.warnings``. Nothing is loaded or written
+    when any required module is missing, and nothing is written when one fails to load. The persist files
+    are read (symlink rule, UTF-8) before anything is loaded; ``ManagedFileError`` stops the run there.
     """
     result = Result()
     to_load = []
@@ -398,6 +460,10 @@ def ensure(kernel, requests, persist, persist_file, check_mode, load, write, rem
             to_load.append((entry, request))
     if result.failures:
         return result
+    if persist:
+        load_path = kernel.path("etc", "modules-load.d", persist_file)
+        options_path = kernel.path("etc", "modprobe.d", persist_file)
+        current = {path: read_managed(path) for path in (load_path, options_path)}
 
     for entry, request in to_load:
         if check_mode:
@@ -428,14 +494,13 @@ def ensure(kernel, requests, persist, persist_file, check_mode, load, write, rem
     # modules. Built-ins are always there; missing modules would make systemd-modules-load fail.
     boot = [e for e in result.modules if e["status"] in (LOADED, LOADABLE) and e["action"] != "load failed"]
     result.persisted = [e["name"] for e in boot]
-    load_path = kernel.path("etc", "modules-load.d", persist_file)
-    options_path = kernel.path("etc", "modprobe.d", persist_file)
     plans = (
         (load_path, render_load_file(result.persisted), parse_load_file),
         (options_path, render_options_file([(e["name"], e["params"]) for e in boot if e["params"]]), parse_options_file),
     )
     for path, text, parse in plans:
-        action, before = plan_file(path, text, parse)
+        resolved, before_bytes, before = current[path]
+        action = plan_file(before, text, parse)
         shown = "/" + os.path.relpath(path, kernel.root) if kernel.root not in ("", "/") else path
         result.files[shown] = action
         if action == "none":
@@ -444,8 +509,9 @@ def ensure(kernel, requests, persist, persist_file, check_mode, load, write, rem
         result.diff.append({"before_header": shown, "after_header": shown, "before": before or "", "after": text or ""})
         if check_mode:
             continue
+        expected = before_bytes if before_bytes is not None else False
         if action == "write":
-            write(path, text)
+            write(resolved, text, expected)
         else:
-            remove(path)
+            remove(path, expected)
     return result

@@ -10,6 +10,7 @@ silently (a list is never turned into the string ``"['a']"``, a bool is not an i
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 
@@ -105,6 +106,33 @@ def require_dict(option, value):
     return value
 
 
+_BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def require_boolean(option, value):
+    """A bool, or one of the words Ansible's own ``bool`` options accept (``yes``/``no``, ``true``/``false``,
+    ``on``/``off``, ``1``/``0``, any case): what a templated expression such as ``"{{ x == 'y' }}"`` gives inside
+    a ``raw`` or ``dict`` option. Anything else (another word, a number, null, a list) is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[value.strip().lower()]
+    shown = repr(value) if isinstance(value, str) else type_name(value)
+    raise InputError(option, "must be true or false, got %s" % shown)
+
+
+def require_keys(option, value, allowed, required=()):
+    """A dict with only the ``allowed`` keys and every ``required`` one; the message lists what is allowed."""
+    require_dict(option, value)
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise InputError(option, "has unknown keys %s; allowed: %s" % (", ".join(unknown), ", ".join(allowed)))
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise InputError(option, "needs the keys %s" % ", ".join(missing))
+    return value
+
+
 def require_scalar(option, value):
     """A string, number or bool: what a config file holds as a single value. Null, lists and dicts are refused."""
     if isinstance(value, str):
@@ -141,6 +169,23 @@ def safe_name(option, value, what="name", pattern=None, max_length=255):
         raise InputError(option, "%s %r must not start with '-' (it would be read as a command option)" % (what, value))
     if pattern is not None and not pattern.match(value):
         raise InputError(option, "%r is not a valid %s" % (value, what))
+    return value
+
+
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*$")
+
+
+def file_name(option, value, suffixes=(), what="file name"):
+    """One plain file name (no directory) made of ``[A-Za-z0-9_.@+-]``, not hidden, ending with one of ``suffixes``
+    when given: the name of a drop-in that a tool reads only when it has that suffix (``.conf`` for
+    systemd-modules-load, modprobe.d and sysctl.d)."""
+    safe_name(option, value, what=what)
+    if not _FILE_NAME_RE.match(value):
+        raise InputError(option, "%s %r may only contain letters, digits and '_.@+-', and must not start with '.'"
+                         % (what, value))
+    if suffixes and not any(value.endswith(suffix) and len(value) > len(suffix) for suffix in suffixes):
+        raise InputError(option, "%s %r must end with %s (other names are ignored by the tool that reads the directory)"
+                         % (what, value, " or ".join(suffixes)))
     return value
 
 
@@ -227,12 +272,24 @@ def mask_secrets(data, extra=()):
     return data
 
 
+def _escaped_forms(secret):
+    """How a secret can appear in rendered text: raw, TOML/JSON-escaped (quotes and backslashes, control characters
+    as ``\\n`` or ``\\u001b`` in either case of hex, non-ASCII raw or as ``\\uXXXX``)."""
+    forms = {secret, secret.replace("\\", "\\\\").replace('"', '\\"')}
+    for ascii_only in (False, True):
+        escaped = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        forms.add(escaped)
+        forms.add(re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), escaped))
+    return forms
+
+
 def mask_text(text, secrets):
     """``text`` with every occurrence of each secret (raw, and as TOML/JSON would escape it) replaced by ``MASK``."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
-        for form in (secret, escaped):
-            text = text.replace(form, MASK)
+    forms = set()
+    for secret in {s for s in secrets if s}:
+        forms.update(_escaped_forms(secret))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
 
 

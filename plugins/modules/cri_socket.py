@@ -22,9 +22,12 @@ description:
     installed, C(crictl version) decides. Each entry's RV(endpoints[].reason) names the evidence that decided.
   - Two spellings of one socket (for example C(/run/...) and C(/var/run/...) when C(/var/run) links to
     C(/run)) are probed once and count once; the later spelling is reported with RV(endpoints[].alias_of).
-  - Read-only. Fails when no endpoint, or more than one, could be used and O(preferred) does not settle it;
-    the message lists each endpoint with its runtime and names the inventory variable C(kubeforge_cri_socket)
-    that feeds O(preferred).
+  - All candidates are probed at the same time, each within O(timeout) (every connection, read, write and header
+    decoding of all the calls made for one candidate share that one deadline), so the module takes about O(timeout)
+    however many candidates there are. A peer that floods headers, data or pings, drips, never accepts, or sends
+    garbage is cut off by fixed limits, and RV(endpoints[].reason) says what it did.
+  - Read-only. Fails when no endpoint, or more than one, could be used and O(preferred) or O(preferred_runtime) does
+    not settle it; the message lists each endpoint with its runtime and names the option that settles it.
 author:
   - kubeforge.cluster contributors (@kubeforge)
 extends_documentation_fragment:
@@ -60,12 +63,21 @@ options:
     default: []
   preferred:
     description:
-      - The endpoint to use when several are CRI-capable, usually the inventory variable C(kubeforge_cri_socket).
-      - Either an endpoint (C(unix:///path) or an absolute path; it is checked even when not among the candidates)
-        or a runtime name, V(containerd), V(crio) or V(cri-dockerd), which selects the one CRI endpoint of that runtime
-        (runtime names need O(probe=true), only a probe tells the runtime).
+      - The endpoint to use, as C(unix:///path) or an absolute socket path; it is checked even when it is not among
+        the candidates. The roles of this collection pass the inventory variable C(kubeforge_cri_socket) here.
+      - Empty (the default) means no preference, the same as leaving it out.
       - The module fails when the preferred endpoint is not CRI-capable, listing the endpoints that are.
+      - A runtime name is refused here; use O(preferred_runtime) for that.
     type: str
+    default: ""
+  preferred_runtime:
+    description:
+      - Select the one CRI endpoint served by this runtime (as the probe identifies it) when several are CRI-capable.
+        Fails when that runtime serves none, or several.
+      - Needs O(probe=true), only a probe tells the runtime.
+      - With O(preferred) also set, the preferred endpoint is used and must be served by this runtime.
+    type: str
+    choices: [containerd, crio, cri-dockerd]
   probe:
     description:
       - Decide CRI capability with gRPC calls (and C(crictl) when installed).
@@ -75,7 +87,8 @@ options:
     default: true
   timeout:
     description:
-      - Seconds allowed for each connection and gRPC call.
+      - Seconds allowed for all the checks of one candidate (connection, gRPC calls, C(crictl)); candidates are
+        checked at the same time. More than 0 and at most 60.
     type: float
     default: 2.0
 notes:
@@ -90,16 +103,16 @@ seealso:
 EXAMPLES = r"""
 - name: Find the CRI endpoint (fails when the node is ambiguous)
   kubeforge.cluster.cri_socket:
-    preferred: "{{ kubeforge_cri_socket | default(omit) }}"
+    preferred: "{{ kubeforge_cri_socket | default('') }}"
   register: cri
 
 - name: Use it for kubeadm
   ansible.builtin.debug:
-    msg: "kubeadm join ... --cri-socket {{ cri.cri_socket }}"
+    msg: "kubeadm join ... --cri-socket {{ cri.cri_socket }} ({{ cri.selected_reason }})"
 
 - name: Docker + cri-dockerd node whose Docker also runs containerd
   kubeforge.cluster.cri_socket:
-    preferred: cri-dockerd
+    preferred_runtime: cri-dockerd
 
 - name: A runtime on a socket of its own
   kubeforge.cluster.cri_socket:
@@ -113,6 +126,11 @@ cri_socket:
   returned: success
   type: str
   sample: unix:///run/containerd/containerd.sock
+selected_reason:
+  description: Why RV(cri_socket) was chosen (the only CRI endpoint, the preferred one, the one of O(preferred_runtime)).
+  returned: success
+  type: str
+  sample: the only CRI endpoint on this node (6 sockets checked)
 endpoints:
   description:
     - One entry per candidate, in the order checked. Also returned when the module fails, to show what was found.
@@ -154,7 +172,9 @@ endpoints:
       type: str
       sample: 1.7.24~ds1
     reason:
-      description: Why the endpoint is or is not usable, and which evidence decided (gRPC probe, crictl).
+      description:
+        - Why the endpoint is or is not usable, and which evidence decided (gRPC probe, crictl); when the peer
+          misbehaved, what it did (for example how much it sent before the time ran out).
       type: str
       sample: "containerd 1.6.20~ds1 answers its own API but not the CRI: runtime.v1.RuntimeService/Version -> UNIMPLEMENTED (12):
         unknown service runtime.v1.RuntimeService; its plugin list has no cri plugin (disabled_plugins in its config.toml, as Docker ships it)
@@ -168,16 +188,21 @@ endpoints:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._cri_socket import (
     KNOWN_CRI_ENDPOINTS,
+    RUNTIME_NAMES,
     CriSocketError,
     detect,
 )
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_number
+
+MAX_TIMEOUT = 60.0
 
 
 def argument_spec():
     return dict(
         candidates=dict(type="list", elements="str", default=list(KNOWN_CRI_ENDPOINTS)),
         extra_candidates=dict(type="list", elements="str", default=[]),
-        preferred=dict(type="str"),
+        preferred=dict(type="str", default=""),
+        preferred_runtime=dict(type="str", choices=list(RUNTIME_NAMES)),
         probe=dict(type="bool", default=True),
         timeout=dict(type="float", default=2.0),
     )
@@ -186,22 +211,24 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds, got %s" % params["timeout"], endpoints=[])
+    try:
+        require_number("timeout", params["timeout"], minimum=0.01, maximum=MAX_TIMEOUT)
+    except InputError as exc:
+        module.fail_json(msg="%s seconds" % exc, endpoints=[])
     crictl = module.get_bin_path("crictl") if params["probe"] else None
 
     def run_command(argv):
         return module.run_command(argv, environ_update=dict(LANGUAGE="C", LC_ALL="C"))
 
     try:
-        endpoints, cri_socket = detect(
-            params["candidates"], params["extra_candidates"], params["preferred"], params["probe"],
-            params["timeout"], crictl=crictl, run_command=run_command)
-    except ValueError as exc:
+        endpoints, cri_socket, selected_reason = detect(
+            params["candidates"], params["extra_candidates"], params["preferred"], params["preferred_runtime"],
+            params["probe"], params["timeout"], crictl=crictl, run_command=run_command)
+    except InputError as exc:
         module.fail_json(msg=str(exc), endpoints=[])
     except CriSocketError as exc:
         module.fail_json(msg=str(exc), endpoints=exc.endpoints)
-    module.exit_json(changed=False, cri_socket=cri_socket, endpoints=endpoints)
+    module.exit_json(changed=False, cri_socket=cri_socket, selected_reason=selected_reason, endpoints=endpoints)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ description:
     C(/proc/sys/net/bridge/bridge-nf-call-iptables) for C(br_netfilter), C(overlay) in C(/proc/filesystems)).
     Built-ins without parameters, such as C(br_netfilter), have no C(/sys/module) entry, hence the last two checks.
   - Works on a kernel without module support (no C(/proc/modules)); nothing is loadable there and built-ins still count.
-  - Loads the loadable modules with C(modprobe) (not in check mode).
-  - Persists the modules that must be loaded at boot to C(/etc/modules-load.d/PERSIST_FILE), and their the C(params) of O(modules)
+  - Loads the loadable modules with C(modprobe -- NAME PARAMS...) (not in check mode); nothing from O(modules) can
+    reach C(modprobe) as one of its options (see the collection's C(docs/SECURITY.md)).
+  - Persists the modules that must be loaded at boot to C(/etc/modules-load.d/PERSIST_FILE), and the C(params) of O(modules)
     as C(options) lines to C(/etc/modprobe.d/PERSIST_FILE). Built-in modules need no entry and are not listed; missing
     optional modules are not listed either, because C(systemd-modules-load) would fail on them. Both files are owned by this
     module and rewritten (atomically) from the request when their data differs; a file with nothing to list is removed.
@@ -42,21 +43,31 @@ options:
   modules:
     description:
       - Modules to ensure. Each item is a module name, or a dict with the keys below.
-      - C(name) (str, required) the module name, for example C(br_netfilter). Names compare with C(-) and C(_) as equal,
-        as the kernel does.
+      - C(name) (str, required) the module name, for example C(br_netfilter), of 1 to 55 letters, digits, C(_) and C(-),
+        not starting with C(-). Names compare with C(-) and C(_) as equal, as the kernel does.
       - C(required) (bool, default V(true)) fail when the module is missing or fails to load; when false, only warn.
-      - C(params) (str C(key=value key2=value2), or a dict) module parameters passed to C(modprobe) and persisted as an
-        C(options) line. A module that is already loaded is not reloaded to change its parameters.
+      - C(params) (str C(name=value name2=value2), or a dict of names to values) module parameters passed to C(modprobe)
+        and persisted as an C(options) line. Each word is C(name=value), the name made of C([A-Za-z0-9_]) and not
+        starting with a digit, the value printable ASCII without spaces, quotes or backslashes (it may be empty or
+        negative). In the dict form values are strings, integers, booleans (C(1)/C(0)) or lists (joined with C(,),
+        the kernel's array syntax). A module that is already loaded is not reloaded to change its parameters.
       - C(reason) (str) why the module is needed, quoted in the failure message, for example C(kube-proxy ipvs mode).
-    type: list
-    elements: raw
+      - Anything else (unknown keys, a list as a name, a float as a parameter value) is refused, not converted.
+      - The option is a list; it is declared C(raw) so that a scalar (V(false), a number, a comma-separated string)
+        is refused instead of being turned into a list of one made-up module name.
+    type: raw
     required: true
   persist:
     description: Write the boot-time files under C(/etc/modules-load.d) and C(/etc/modprobe.d). When false, no file is touched.
     type: bool
     default: true
   persist_file:
-    description: File name (no directory) used in C(/etc/modules-load.d) and C(/etc/modprobe.d).
+    description:
+      - File name (no directory) used in C(/etc/modules-load.d) and C(/etc/modprobe.d). It must end with C(.conf),
+        the only names C(systemd-modules-load) and C(modprobe) read there.
+      - When the file is a symlink to a regular file, that file is replaced and the link stays; a link to
+        C(/dev/null), a directory or nothing is refused. A file another writer changed while the task ran is not
+        overwritten (the task fails).
     type: str
     default: kubeforge.conf
 notes:
@@ -162,16 +173,15 @@ files:
   sample: {"/etc/modules-load.d/kubeforge.conf": "write", "/etc/modprobe.d/kubeforge.conf": "none"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import ManagedFileError, remove_file, replace_file
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kernel_modules import (
     HostKernel,
-    KernelModulesError,
     ensure,
+    modprobe_argv,
     parse_requests,
 )
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, file_name
 
 # The host's filesystem root. Unit tests point it at a fake tree.
 ROOT = "/"
@@ -180,7 +190,7 @@ C_LOCALE = {"LANGUAGE": "C", "LC_ALL": "C"}
 
 def argument_spec():
     return dict(
-        modules=dict(type="list", elements="raw", required=True),
+        modules=dict(type="raw", required=True),
         persist=dict(type="bool", default=True),
         persist_file=dict(type="str", default="kubeforge.conf"),
     )
@@ -189,11 +199,10 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     persist_file = module.params["persist_file"]
-    if not persist_file or "/" in persist_file or persist_file in (".", ".."):
-        module.fail_json(msg="persist_file must be a plain file name such as kubeforge.conf, got %r" % persist_file)
     try:
+        file_name("persist_file", persist_file, suffixes=(".conf",))
         requests = parse_requests(module.params["modules"])
-    except KernelModulesError as exc:
+    except InputError as exc:
         module.fail_json(msg=str(exc))
 
     def run(argv):
@@ -206,15 +215,18 @@ def main():
     def load(name, params):
         if kernel.modprobe is None:
             return 1, "", "modprobe not found on the node; install kmod"
-        return module.run_command([kernel.modprobe, name] + params.split(), environ_update=C_LOCALE)
+        return module.run_command(modprobe_argv(kernel.modprobe, name, params.split()), environ_update=C_LOCALE)
 
-    def write(path, text):
-        write_file_atomic(module, path, text)
+    def write(path, text, expected):
+        replace_file(module, path, text, mode=0o644, expected=expected)
 
-    def remove(path):
-        os.unlink(path)
+    def remove(path, expected):
+        remove_file(module, path, expected=expected)
 
-    result = ensure(kernel, requests, module.params["persist"], persist_file, module.check_mode, load, write, remove)
+    try:
+        result = ensure(kernel, requests, module.params["persist"], persist_file, module.check_mode, load, write, remove)
+    except ManagedFileError as exc:
+        module.fail_json(msg=str(exc))
     for warning in result.warnings:
         module.warn(warning)
     payload = dict(

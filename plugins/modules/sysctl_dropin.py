@@ -17,9 +17,12 @@ description:
     another tool).
   - Fails with the key and the fix when C(/proc/sys) is read-only (an unprivileged container), when the kernel has no
     such key, or when the kernel rejects a value. Values are applied before the file is written, so a value the kernel
-    rejects is never persisted.
+    rejects is never persisted; all or nothing, when one value fails the ones set before it are restored and the
+    file is left as it was.
   - Warns when a file that C(systemd-sysctl) reads after this one sets one of the keys to another value (it would win at
     boot).
+  - Every path below C(/proc/sys) is built from the parsed key and proven to stay there; the input policy is in
+    C(docs/SECURITY.md) of the collection.
 author:
   - kubeforge.cluster contributors (@kubeforge)
 extends_documentation_fragment:
@@ -37,17 +40,26 @@ attributes:
     support: full
 options:
   path:
-    description: The drop-in file. Files in C(/etc/sysctl.d) are applied at boot in lexical order of their names.
+    description:
+      - The drop-in file, an absolute path whose name ends with C(.conf) (C(systemd-sysctl) ignores other names).
+        Files in C(/etc/sysctl.d) are applied at boot in lexical order of their names.
+      - When it is a symlink to a regular file, that file is read and replaced and the link stays; a link to
+        C(/dev/null) (a masked drop-in), to a directory or to nothing is refused.
+      - When another writer changes the file while the task runs, the task fails instead of overwriting that change.
     type: path
     default: /etc/sysctl.d/99-kubeforge.conf
   settings:
     description:
-      - 'Keys and values, for example C({"net.ipv4.ip_forward": 1}). Keys in dotted or slash form.'
-      - Booleans become C(1)/C(0); a list becomes space-separated words.
+      - 'Keys and values, for example C({"net.ipv4.ip_forward": 1}).'
+      - 'Keys in dotted form (C(net.ipv4.conf.eth0/100.forwarding), a C(/) standing for a dot inside a component, as
+        sysctl prints it) or slash form (C(net/ipv4/conf/eth0.100/forwarding)): the first separator decides. Components
+        are letters, digits and C(_.@:+-), never C(.) or C(..); globs are not supported.'
+      - Values are strings, integers, booleans (C(1)/C(0)) or lists of strings and integers (space-separated words).
+        Null, floats and dicts are refused rather than converted.
       - Required when O(state=present).
     type: dict
   raise_only:
-    description: Keys of O(settings) (single integers) that are only ever raised, never lowered.
+    description: Keys of O(settings) (single integers) that are only ever raised, never lowered, in either spelling.
     type: list
     elements: str
     default: []
@@ -134,17 +146,24 @@ backup_file:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import (
+    ManagedFileError,
+    read_managed,
+    remove_file,
+    replace_file,
+)
 from ansible_collections.kubeforge.cluster.plugins.module_utils._sysctl_dropin import (
     SysctlError,
+    apply_all,
     boot_overrides,
     parse_conf,
     plan,
     read_runtime,
     render,
+    restore,
     validate,
-    write_runtime,
 )
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path, file_name
 
 # The running kernel's /proc/sys and the filesystem root searched for other sysctl.d files.
 # Unit tests point them at fake trees.
@@ -163,76 +182,75 @@ def argument_spec():
     )
 
 
-def read_file(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_if=[("state", "present", ["settings"])])
-    path = module.params["path"]
-    before_text = read_file(path)
-    result = dict(changed=False, path=path, file_changed=False)
+    params = module.params
+    result = dict(changed=False, path=params["path"], file_changed=False)
+    try:
+        path = absolute_path("path", params["path"])
+        file_name("path", os.path.basename(path), suffixes=(".conf",), what="drop-in file name")
+        result["path"] = path
+        if params["state"] == "present":
+            wanted, components, raise_keys = validate(params["settings"], params["raise_only"])
+        resolved, before_bytes, before_text = read_managed(path)
+    except (InputError, ManagedFileError) as exc:
+        module.fail_json(msg=str(exc), **result)
     diff = {"before_header": path, "after_header": path, "before": before_text or "", "after": ""}
 
-    if module.params["state"] == "absent":
-        if before_text is not None:
+    if params["state"] == "absent":
+        if before_bytes is not None or os.path.islink(path):
             result.update(changed=True, file_changed=True)
             if not module.check_mode:
-                if module.params["backup"]:
-                    result["backup_file"] = module.backup_local(path)
-                os.unlink(path)
+                try:
+                    backup = remove_file(module, path, expected=before_bytes if before_bytes is not None else False,
+                                         backup=params["backup"])
+                except ManagedFileError as exc:
+                    module.fail_json(msg=str(exc), **result)
+                if backup:
+                    result["backup_file"] = backup
         if module._diff and result["changed"]:
             result["diff"] = diff
         module.exit_json(**result)
 
     try:
-        wanted = validate(module.params["settings"], module.params["raise_only"])
-        runtime = {key: read_runtime(PROC_SYS, key) for key in wanted}
+        runtime = {key: read_runtime(PROC_SYS, components[key]) for key in wanted}
     except SysctlError as exc:
         module.fail_json(msg="%s (in %s)" % (exc, path), **result)
-    effective, kept = plan(wanted, module.params["raise_only"], runtime)
+    effective, kept = plan(wanted, raise_keys, runtime)
     result.update(settings=effective, kept=kept, applied={})
 
-    if module.params["apply"]:
+    changes = {}
+    if params["apply"]:
         for key, value in effective.items():
             current = runtime[key]
-            if current is None:
-                message = "the running kernel has no sysctl %s (%s)" % (key, path)
-                if module.check_mode:
-                    module.warn(message + "; in check mode this is only a warning, since an earlier task may create it")
-                    result["applied"][key] = {"before": None, "after": value}
-                    result["changed"] = True
-                    continue
-                try:
-                    write_runtime(PROC_SYS, key, value)
-                except SysctlError as exc:
-                    module.fail_json(msg=str(exc), **result)
-            if current == value:
-                continue
-            result["applied"][key] = {"before": current, "after": value}
-            result["changed"] = True
-            if module.check_mode:
-                continue
+            if current is None and module.check_mode:
+                module.warn("the running kernel has no sysctl %s (%s); in check mode this is only a warning, since an "
+                            "earlier task may create it" % (key, path))
+            if current != value:
+                changes[key] = (current, value)
+    if changes:
+        result["changed"] = True
+        if not module.check_mode:
             try:
-                write_runtime(PROC_SYS, key, value)
-                now = read_runtime(PROC_SYS, key)
+                apply_all(PROC_SYS, changes, components)
             except SysctlError as exc:
                 module.fail_json(msg=str(exc), **result)
-            if now != value:
-                module.fail_json(msg="the kernel accepted %s = %s but now reports %r; use a value the kernel keeps" % (key, value, now), **result)
+        result["applied"] = {key: {"before": before, "after": after} for key, (before, after) in changes.items()}
 
     new_text = render(effective)
     if before_text is None or parse_conf(before_text) != effective:
         result.update(changed=True, file_changed=True)
         diff["after"] = new_text
         if not module.check_mode:
-            if module.params["backup"] and before_text is not None:
-                result["backup_file"] = module.backup_local(path)
-            write_file_atomic(module, path, new_text)
+            try:
+                backup = replace_file(module, resolved, new_text, mode=0o644,
+                                      expected=before_bytes if before_bytes is not None else False, backup=params["backup"])
+            except (ManagedFileError, OSError) as exc:
+                undo = restore(PROC_SYS, [(key, before) for key, (before, _after) in changes.items()], components)
+                result["applied"] = {}
+                module.fail_json(msg="%s%s" % (exc, undo), **result)
+            if backup:
+                result["backup_file"] = backup
     else:
         diff["after"] = before_text
 

@@ -65,8 +65,9 @@ def _by_endpoint(endpoints):
 
 
 def test_picks_the_cri_containerd_and_explains_the_others(node):
-    endpoints, selected = cs.detect(node.candidates)
+    endpoints, selected, reason = cs.detect(node.candidates)
     assert selected == node.cri.endpoint
+    assert reason == "the only CRI endpoint on this node (5 sockets checked)"
     found = _by_endpoint(endpoints)
     assert [e["endpoint"] for e in endpoints] == node.candidates
 
@@ -97,7 +98,7 @@ def test_picks_the_cri_containerd_and_explains_the_others(node):
 def test_every_containerd_generation_is_told_apart(pool, suite):
     with_cri = pool.start("gen-cri-" + suite, suite=suite)
     without = pool.start("gen-nocri-" + suite, suite=suite, cri=False)
-    endpoints, selected = cs.detect([without.endpoint, with_cri.endpoint])
+    endpoints, selected, _reason = cs.detect([without.endpoint, with_cri.endpoint])
     assert selected == with_cri.endpoint
     off, on = endpoints
     assert on["cri"] is True and on["runtime"] == "containerd" and on["runtime_version"].startswith(VERSIONS[suite])
@@ -110,15 +111,15 @@ def test_every_containerd_generation_is_told_apart(pool, suite):
     assert "Version:  %s" % off["runtime_version"] in without.ctr("version").stdout
 
 
-def test_ambiguity_lists_each_runtime_and_the_variable(node):
+def test_ambiguity_lists_each_runtime_and_the_options(node):
     second = node.second()
     with pytest.raises(cs.CriSocketError) as exc:
         cs.detect(node.candidates + [second.endpoint])
     versions = _by_endpoint(exc.value.endpoints)
     assert str(exc.value) == (
         "Found multiple CRI endpoints on this node: %s (containerd %s), %s (containerd %s). kubeadm, kubelet and crictl "
-        "need exactly one: set the inventory variable kubeforge_cri_socket (this module's preferred option) to one of these "
-        "endpoint URLs, or to a runtime name (containerd, crio, cri-dockerd)." % (
+        "need exactly one: set the option preferred to one of these endpoints, or preferred_runtime to the runtime to use "
+        "(containerd, crio, cri-dockerd)." % (
             node.cri.endpoint, versions[node.cri.endpoint]["runtime_version"],
             second.endpoint, versions[second.endpoint]["runtime_version"]))
 
@@ -127,30 +128,32 @@ def test_preferred_endpoint_resolves_the_ambiguity(node):
     second = node.second()
     assert cs.detect(node.candidates + [second.endpoint], preferred=second.endpoint)[1] == second.endpoint
     # the preferred socket is probed even when it is not a candidate
-    assert cs.detect(node.candidates, preferred=second.socket)[1] == second.endpoint
+    endpoints, selected, reason = cs.detect(node.candidates, preferred=second.socket)
+    assert selected == second.endpoint
+    assert reason == "preferred endpoint; it answers the CRI (containerd %s)" % _by_endpoint(endpoints)[second.endpoint]["runtime_version"]
 
 
-def test_preferred_runtime_name_that_matches_two_fails(node):
+def test_preferred_runtime_that_matches_two_fails(node):
     second = node.second()
-    with pytest.raises(cs.CriSocketError, match="^preferred=containerd matches several CRI endpoints: .*Set the inventory "
-                                                "variable kubeforge_cri_socket to one endpoint URL instead of the runtime name"):
-        cs.detect(node.candidates + [second.endpoint], preferred="containerd")
-    assert cs.detect(node.candidates, preferred="containerd")[1] == node.cri.endpoint
+    with pytest.raises(cs.CriSocketError, match="^preferred_runtime=containerd matches several CRI endpoints: .*"
+                                                "Set preferred to one of these endpoints.$"):
+        cs.detect(node.candidates + [second.endpoint], preferred_runtime="containerd")
+    assert cs.detect(node.candidates, preferred_runtime="containerd")[1] == node.cri.endpoint
 
 
 def test_preferred_socket_without_cri_fails_listing_the_cri_ones(node):
     with pytest.raises(cs.CriSocketError) as exc:
         cs.detect(node.candidates, preferred=node.nocri.endpoint)
     message = str(exc.value)
-    assert message.startswith("preferred=%s (inventory variable kubeforge_cri_socket) is not a usable CRI endpoint: containerd 1.7." % node.nocri.endpoint)
-    assert message.endswith("CRI endpoints on this node: %s (containerd %s). Set kubeforge_cri_socket to one of them." % (
-        node.cri.endpoint, _by_endpoint(exc.value.endpoints)[node.cri.endpoint]["runtime_version"]))
+    assert message.startswith("preferred=%s is not a usable CRI endpoint: containerd 1.7." % node.nocri.endpoint)
+    assert message.endswith("CRI endpoints on this node: %s (containerd %s). Set preferred to one of them, or leave it empty "
+                            "to detect." % (node.cri.endpoint, _by_endpoint(exc.value.endpoints)[node.cri.endpoint]["runtime_version"]))
 
 
 def test_preferred_runtime_absent(node):
-    with pytest.raises(cs.CriSocketError, match="^preferred=crio \\(inventory variable kubeforge_cri_socket\\): no CRI endpoint "
-                                                "of that runtime on this node. CRI endpoints found: unix://.*/cri/containerd.sock"):
-        cs.detect(node.candidates, preferred="crio")
+    with pytest.raises(cs.CriSocketError, match="^preferred_runtime=crio: no CRI endpoint of that runtime on this node. "
+                                                "CRI endpoints found: unix://.*/cri/containerd.sock"):
+        cs.detect(node.candidates, preferred_runtime="crio")
 
 
 def test_no_cri_endpoint_names_the_runtime_roles(node):
@@ -219,11 +222,12 @@ def test_module_end_to_end(node, tmp_path):
     detected = results["detected"]
     assert detected["changed"] is False and detected["cri_socket"] == node.cri.endpoint
     assert [e["cri"] for e in detected["endpoints"]] == [False, False, False, True, False]
+    assert detected["selected_reason"] == "the only CRI endpoint on this node (5 sockets checked)"
     assert set(detected["endpoints"][0]) == {"endpoint", "path", "exists", "listening", "cri", "cri_api", "runtime",
                                              "runtime_version", "reason", "alias_of"}
     ambiguous = results["ambiguous"]
     assert ambiguous["failed"] is True and ambiguous["msg"].startswith("Found multiple CRI endpoints on this node")
-    assert "kubeforge_cri_socket" in ambiguous["msg"] and len(ambiguous["endpoints"]) == 6
+    assert "set the option preferred" in ambiguous["msg"] and len(ambiguous["endpoints"]) == 6
     assert results["resolved"]["cri_socket"] == second.endpoint
 
 
@@ -248,7 +252,8 @@ def test_crictl_role(node, tmp_path):
     ambiguous = dict(role_vars, crictl_cri_socket_candidates=node.candidates + [second.endpoint])
     proc, counts = ansible_playbook(tmp_path, play, ambiguous)
     assert proc.returncode != 0 and counts["failed"] == 1
-    assert "Found multiple CRI endpoints on this node" in proc.stdout and "kubeforge_cri_socket" in proc.stdout
+    assert "Found multiple CRI endpoints on this node" in proc.stdout
+    assert "kubeforge_cri_socket" in proc.stdout  # the role's message names its variable
     assert yaml.safe_load(config.read_text(encoding="utf-8")) == expected
 
     # check mode + diff predicts the change without writing it
@@ -266,6 +271,6 @@ def test_crictl_role(node, tmp_path):
     backups = [p for p in tmp_path.iterdir() if p.name.startswith("crictl.yaml.") and p.name != "crictl.yaml"]
     assert len(backups) == 1 and yaml.safe_load(backups[0].read_text(encoding="utf-8")) == expected
 
-    # an explicit endpoint needs no detection; a malformed one is refused by name
-    proc, counts = ansible_playbook(tmp_path, play, {"crictl_config_path": str(config), "crictl_runtime_endpoint": "/run/x.sock"})
-    assert proc.returncode != 0 and "crictl_runtime_endpoint and crictl_image_endpoint must be empty" in proc.stdout
+    # a malformed endpoint is refused by name
+    proc, counts = ansible_playbook(tmp_path, play, {"crictl_config_path": str(config), "kubeforge_cri_socket": "x.sock"})
+    assert proc.returncode != 0 and "kubeforge_cri_socket='x.sock'" in proc.stdout

@@ -172,6 +172,32 @@ def test_staged_files_remove_new_files_on_failure_and_stage_errors_leave_nothing
     assert not (tmp_path / "new").exists() and (tmp_path / "old").read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
 
+def test_remove_file_compares_first_and_removes_a_link_not_its_target(tmp_path):
+    target = tmp_path / "real.conf"
+    target.write_text("x")
+    link = tmp_path / "link.conf"
+    link.symlink_to(target)
+    with pytest.raises(f.ManagedFileError, match="changed by someone else.*nothing was removed"):
+        f.remove_file(FakeModule(), str(link), expected=b"y")
+    assert link.is_symlink()
+    assert f.remove_file(FakeModule(), str(link), expected=b"x") is None
+    assert not os.path.lexists(link) and target.read_text() == "x"
+    assert f.remove_file(FakeModule(), str(tmp_path / "none.conf"), expected=False) is None
+    backup = f.remove_file(FakeModule(), str(target), expected=b"x", backup=True)
+    assert open(backup).read() == "x" and not target.exists()
+
+
+def test_read_managed_follows_the_symlink_rule(tmp_path):
+    target = tmp_path / "real.conf"
+    target.write_bytes(b"a\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(target)
+    assert f.read_managed(str(link)) == (str(target), b"a\n", "a\n")
+    assert f.read_managed(str(tmp_path / "missing.conf")) == (str(tmp_path / "missing.conf"), None, None)
+    target.write_bytes(b"\xfe")
+    with pytest.raises(f.ManagedFileError, match="link.conf is not UTF-8 text \\(byte 0xfe at offset 0\\)"):
+        f.read_managed(str(link))
+
 
 def test_a_new_file_gets_the_mode_asked_for_with_the_real_atomic_move(tmp_path):
     # AnsibleModule.atomic_move chmods a file it creates to 0666 & ~umask: a 0600 secret must never pass through that

@@ -5,9 +5,12 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import pytest
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _files as f
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _kernel_modules as km
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
 
 RELEASE = "6.1.0-26-amd64"
 
@@ -59,7 +62,7 @@ class FakeHost:
         self.calls.append(list(argv))
         name = argv[-1]
         deps = (self.moddir / "modules.dep").read_text()
-        if argv[1:3] == ["-n", "-v"]:
+        if argv[1:4] == ["-n", "-v", "--"]:
             if "/%s.ko" % name in deps:
                 return 0, "insmod /lib/modules/%s/kernel/net/%s.ko.xz \n" % (self.release, name), ""
             return 1, "", "modprobe: FATAL: Module %s not found in directory /lib/modules/%s\n" % (name, self.release)
@@ -103,7 +106,7 @@ def test_module_capable_kernel_statuses(host):
     status, evidence = kernel.probe("ip_vs")
     assert status == km.MISSING
     assert "Module ip_vs not found" in evidence
-    assert ["/usr/sbin/modprobe", "-n", "-v", "ip_vs"] in host.calls
+    assert ["/usr/sbin/modprobe", "-n", "-v", "--", "ip_vs"] in host.calls
 
 
 def test_loaded_module_needs_no_modprobe(host):
@@ -177,7 +180,7 @@ def test_boot_config_file_is_read(tmp_path):
         ({"name": "ip-vs", "required": False, "reason": "ipvs"}, {"name": "ip_vs", "required": False, "params": "", "reason": "ipvs"}),
         ({"name": "nf_conntrack", "params": {"hashsize": 1024}}, {"name": "nf_conntrack", "required": True, "params": "hashsize=1024", "reason": ""}),
         (
-            {"name": "dummy", "params": " numdummies=2   x=1 ", "required": "no"},
+            {"name": "dummy", "params": " numdummies=2   x=1 ", "required": "no"},  # a templated bool is a word
             {"name": "dummy", "required": False, "params": "numdummies=2 x=1", "reason": ""},
         ),
     ],
@@ -189,17 +192,51 @@ def test_parse_requests(item, expected):
 @pytest.mark.parametrize(
     "items, message",
     [
-        ([{"nam": "x"}], "modules[0] has unknown keys nam"),
-        (["bad name"], "modules[0].name 'bad name' is not a kernel module name"),
-        (["overlay", "overlay"], "module overlay is listed twice"),
-        ([{"name": "x", "params": "novalue"}], "modules[0].params: 'novalue' is not key=value"),
-        ([{"name": "x", "required": "maybe"}], "modules[0].required must be a boolean"),
-        ([3], "modules[0] must be a module name or a dict"),
+        ([{"nam": "x"}], "modules[0]: has unknown keys nam; allowed: name, required, params, reason"),
+        ([{"required": True}], "modules[0]: needs the keys name"),
+        (["bad name"], "modules[0].name: kernel module name 'bad name' must not contain whitespace"),
+        (["-v"], "modules[0].name: kernel module name '-v' must not start with '-'"),
+        (["../../evil"], "modules[0].name: kernel module name '../../evil' must not contain '/'"),
+        (["a" * 56], "modules[0].name: is 56 characters long, more than the 55 allowed"),
+        ([{"name": ["overlay"]}], "modules[0].name: must be a string, got a list"),
+        (["overlay", "overlay"], "modules[1].name: module overlay is listed twice"),
+        ([{"name": "x", "params": "novalue"}], "modules[0].params: 'novalue' is not a module parameter: write name=value"),
+        ([{"name": "x", "params": "--config=/tmp/x.conf"}], "modules[0].params: '--config=/tmp/x.conf' is not a module parameter"),
+        ([{"name": "x", "params": "a=1 -C"}], "modules[0].params: '-C' is not a module parameter"),
+        ([{"name": "x", "params": 'a="b c"'}], "modules[0].params: 'a=\"b' is not a module parameter"),
+        ([{"name": "x", "params": "a=b\\"}], "modules[0].params: 'a=b\\\\' is not a module parameter"),
+        ([{"name": "x", "params": {"a": 1.5}}], "modules[0].params.a: must be a string, an integer, a bool or a non-empty list"),
+        ([{"name": "x", "params": {"a": "b c"}}], "modules[0].params.a: 'a=b c' is not a module parameter"),
+        ([{"name": "x", "params": {"-C": "x"}}], "modules[0].params: parameter name '-C' is not a kernel parameter name"),
+        ([{"name": "x", "params": ["a=1"]}], "modules[0].params: must be a string of name=value words or a dict, got a list"),
+        ([{"name": "x", "required": "maybe"}], "modules[0].required: must be true or false, got 'maybe'"),
+        ([{"name": "x", "required": None}], "modules[0].required: must be true or false, got null"),
+        ([{"name": "x", "reason": ["a"]}], "modules[0].reason: must be a string, got a list"),
+        ([3], "modules[0]: must be a module name or a dict with name, got an integer"),
+        ("overlay", "modules: must be a list, got a string"),
     ],
 )
 def test_parse_requests_errors(items, message):
-    with pytest.raises(km.KernelModulesError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(InputError) as caught:
         km.parse_requests(items)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("params, words", [
+    ("hashsize=1024", ["hashsize=1024"]),
+    ("enable_psr=-1 x=", ["enable_psr=-1", "x="]),
+    ({"ids": [1, "0x2"], "on": True, "path": "fw/a.bin"}, ["ids=1,0x2", "on=1", "path=fw/a.bin"]),
+    (None, []),
+])
+def test_param_words(params, words):
+    assert km.param_words("p", params) == words
+
+
+def test_modprobe_argv_ends_options_before_the_name():
+    assert km.modprobe_argv("/sbin/modprobe", "br_netfilter", ["a=1"]) == ["/sbin/modprobe", "--", "br_netfilter", "a=1"]
+    assert km.modprobe_argv("/sbin/modprobe", "ip_vs", dry_run=True) == ["/sbin/modprobe", "-n", "-v", "--", "ip_vs"]
+    with pytest.raises(InputError):
+        km.modprobe_argv("/sbin/modprobe", "-C")
 
 
 class Recorder:
@@ -218,17 +255,15 @@ class Recorder:
         return 0, "", ""
 
     @staticmethod
-    def write(path, text):
-        import os
-
+    def write(path, text, expected):
+        assert f.read_bytes(path) == (None if expected is False else expected)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(text)
 
     @staticmethod
-    def remove(path):
-        import os
-
+    def remove(path, expected):
+        assert f.read_bytes(path) == expected
         os.unlink(path)
 
 
@@ -374,3 +409,35 @@ def test_persist_false_touches_no_file(host):
     assert recorder.loads == [("br_netfilter", "")]
     assert result.files == {}
     assert not (host.root / "etc").exists()
+
+
+def test_persist_files_are_checked_before_anything_is_loaded(host):
+    host.installable("br_netfilter")
+    masked = host.root / "etc" / "modprobe.d" / "kubeforge.conf"
+    masked.parent.mkdir(parents=True)
+    masked.symlink_to("/dev/null")
+    with pytest.raises(f.ManagedFileError, match="which is not a regular file"):
+        run_ensure_with(host, ["br_netfilter"])
+    assert "br_netfilter" not in (host.root / "proc" / "modules").read_text()
+    assert not (host.root / "etc" / "modules-load.d").exists()
+
+
+def test_symlinked_persist_file_is_followed(host):
+    host.load("overlay")
+    real = host.root / "managed-modules.conf"
+    real.write_text("ip_vs\n")
+    link = host.root / "etc" / "modules-load.d" / "kubeforge.conf"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    result = run_ensure(host, ["overlay"])
+    assert result.files["/etc/modules-load.d/kubeforge.conf"] == "write"
+    assert link.is_symlink() and km.parse_load_file(real.read_text()) == ["overlay"]
+
+
+def test_non_utf8_persist_file_is_named(host):
+    host.load("overlay")
+    path = host.root / "etc" / "modules-load.d" / "kubeforge.conf"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"overlay\n\xfe\n")
+    with pytest.raises(f.ManagedFileError, match="kubeforge.conf is not UTF-8 text \\(byte 0xfe at offset 8\\)"):
+        run_ensure(host, ["overlay"])

@@ -139,3 +139,42 @@ def test_url_accepted(value):
 def test_url_refused(value, problem):
     with pytest.raises(v.InputError, match="^crictl_url: .*" + re.escape(problem)):
         v.url("crictl_url", value)
+
+@pytest.mark.parametrize("value, expected", [(True, True), ("yes", True), (" False ", False), ("0", False), ("On", True)])
+def test_require_boolean_accepts_what_ansible_bool_options_accept(value, expected):
+    assert v.require_boolean("modules[0].required", value) is expected
+
+
+@pytest.mark.parametrize("value, shown", [("maybe", "'maybe'"), (None, "null"), (1, "an integer"), (["yes"], "a list")])
+def test_require_boolean_refuses_the_rest(value, shown):
+    with pytest.raises(v.InputError, match="^modules\\[0\\].required: must be true or false, got %s$" % re.escape(shown)):
+        v.require_boolean("modules[0].required", value)
+
+
+def test_require_keys():
+    assert v.require_keys("item", {"name": "x"}, ("name", "reason"), required=("name",)) == {"name": "x"}
+    with pytest.raises(v.InputError, match="^item: has unknown keys nam; allowed: name, reason$"):
+        v.require_keys("item", {"nam": "x"}, ("name", "reason"))
+    with pytest.raises(v.InputError, match="^item: needs the keys name$"):
+        v.require_keys("item", {"reason": "x"}, ("name", "reason"), required=("name",))
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("kubeforge", "must end with .conf"), (".conf", "must not start with '.'"), ("a b.conf", "must not contain whitespace"),
+    ("x/y.conf", "must not contain '/'"), ("-C.conf", "must not start with '-'"), ("é.conf", "may only contain"),
+])
+def test_file_name(value, problem):
+    assert v.file_name("persist_file", "kubeforge.conf", suffixes=(".conf",)) == "kubeforge.conf"
+    with pytest.raises(v.InputError, match="^persist_file: ") as caught:
+        v.file_name("persist_file", value, suffixes=(".conf",))
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize("secret", ['a\nbcdefgh', 'tab\there', 'pässwörd', 'esc\x1bape', 'q"uo\\te'])
+def test_mask_text_covers_json_escapes_of_control_and_non_ascii(secret):
+    import json
+
+    for ascii_only in (False, True):
+        text = json.dumps({"password": secret, "other": "x"}, ensure_ascii=ascii_only)
+        masked = v.mask_text(text, [secret])
+        assert json.loads(masked)["password"] == v.MASK

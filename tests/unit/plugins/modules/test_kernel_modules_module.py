@@ -44,12 +44,12 @@ class Modprobe:
     def __call__(self, argv, environ_update=None, **kwargs):
         self.calls.append(argv)
         assert environ_update == {"LANGUAGE": "C", "LC_ALL": "C"}
-        if argv == [MODPROBE, "-n", "-v", "br_netfilter"]:
+        if argv == [MODPROBE, "-n", "-v", "--", "br_netfilter"]:
             return 0, "insmod /lib/modules/%s/kernel/net/bridge/bridge.ko.xz\ninsmod /lib/modules/%s/kernel/net/bridge/br_netfilter.ko.xz\n" % (
                 RELEASE, RELEASE), ""
-        if argv == [MODPROBE, "-n", "-v", "ip_vs"]:
+        if argv == [MODPROBE, "-n", "-v", "--", "ip_vs"]:
             return 1, "", "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/%s\n" % RELEASE
-        if argv == [MODPROBE, "br_netfilter"]:
+        if argv == [MODPROBE, "--", "br_netfilter"]:
             with (self.root / "proc" / "modules").open("a") as handle:
                 handle.write("br_netfilter 32768 0 - Live 0x0000000000000000\nbridge 311296 1 br_netfilter, Live 0x0\n")
             return 0, "", ""
@@ -73,7 +73,7 @@ def test_check_mode_then_apply_then_idempotent(host, monkeypatch):
     assert result["changed"] is True
     assert result["status"] == {"overlay": "loaded", "br_netfilter": "loadable", "ip_vs": "missing"}
     assert [m["action"] for m in result["modules"]] == ["none", "would load", "none"]
-    assert [MODPROBE, "br_netfilter"] not in modprobe.calls
+    assert [MODPROBE, "--", "br_netfilter"] not in modprobe.calls
     assert not load_file.exists()
     assert result["diff"][0]["after"].endswith("overlay\nbr_netfilter\n")
     assert result["kernel_release"] == RELEASE
@@ -82,7 +82,7 @@ def test_check_mode_then_apply_then_idempotent(host, monkeypatch):
     kind, result = run({"modules": MODULES})
     assert kind is ExitJson
     assert result["changed"] is True
-    assert [MODPROBE, "br_netfilter"] in modprobe.calls
+    assert [MODPROBE, "--", "br_netfilter"] in modprobe.calls
     assert result["modules"][1]["action"] == "loaded"
     assert result["persisted"] == ["overlay", "br_netfilter"]
     assert load_file.read_text().splitlines()[-2:] == ["overlay", "br_netfilter"]
@@ -128,24 +128,48 @@ def test_monolithic_kernel_needs_no_modprobe(tmp_path, monkeypatch):
     assert not (tmp_path / "etc").exists()
 
 
-@pytest.mark.parametrize("persist_file", ["../evil.conf", "a/b.conf", ""])
-def test_persist_file_must_be_a_name(host, persist_file):
+@pytest.mark.parametrize("persist_file, problem", [
+    ("../evil.conf", "file name '../evil.conf' must not contain '/'"),
+    ("a/b.conf", "file name 'a/b.conf' must not contain '/'"),
+    ("", "must not be empty"),
+    ("kubeforge", "file name 'kubeforge' must end with .conf (other names are ignored by the tool that reads the directory)"),
+    (".conf", "file name '.conf' may only contain letters, digits and '_.@+-', and must not start with '.'"),
+    ("-C.conf", "file name '-C.conf' must not start with '-' (it would be read as a command option)"),
+])
+def test_persist_file_must_be_a_conf_name(host, persist_file, problem):
     kind, result = run({"modules": ["overlay"], "persist_file": persist_file})
     assert kind is FailJson
-    assert result["msg"].startswith("persist_file must be a plain file name")
+    assert result["msg"] == "persist_file: " + problem
 
 
 def test_bad_module_entry(host):
     kind, result = run({"modules": [{"name": "overlay", "requird": True}]})
     assert kind is FailJson
-    assert result["msg"] == "modules[0] has unknown keys requird; allowed: name, required, params, reason"
+    assert result["msg"] == "modules[0]: has unknown keys requird; allowed: name, required, params, reason"
+
+
+def test_params_reach_modprobe_after_the_end_of_options(host, monkeypatch):
+    calls = []
+
+    def run_command(self, argv, **kwargs):
+        calls.append(argv)
+        if argv[1:3] == ["-n", "-v"]:
+            return 0, "insmod /lib/modules/x/br_netfilter.ko\n", ""
+        with (host / "proc" / "modules").open("a") as handle:
+            handle.write("br_netfilter 1 0 - Live 0x0\n")
+        return 0, "", ""
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    result = run({"modules": [{"name": "br_netfilter", "params": {"a": -1, "b": [1, 2]}}], "persist": False})[1]
+    assert calls[-1] == [MODPROBE, "--", "br_netfilter", "a=-1", "b=1,2"]
+    assert result["modules"][0]["params"] == "a=-1 b=1,2"
 
 
 def test_several_required_missing_are_all_named(host, monkeypatch):
     modprobe = Modprobe(host)
 
     def run_command(self, argv, **kwargs):
-        if argv[-1] in ("ip_vs_rr", "ip_vs_sh"):
+        if argv[-1] in ("ip_vs_rr", "ip_vs_sh"):  # the probe: modprobe -n -v -- NAME
             return 1, "", "modprobe: FATAL: Module %s not found\n" % argv[-1]
         return modprobe(argv, **kwargs)
 

@@ -15,6 +15,7 @@ from ansible.module_utils import basic, urls
 from artifact_builder import make_tarball, sha256, write_sums
 from module_harness import ExitJson, FailJson, call_main
 from ansible_collections.kubeforge.cluster.plugins.modules import release_artifact
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _packages
 
 URL = "https://releases.example.invalid/cri-tools/v1.36.0/crictl-v1.36.0-linux-amd64.tar.gz"
 CRICTL = b"crictl v1.36.0\n" * 100
@@ -253,6 +254,12 @@ class Dpkg:
 def test_package_artifact_records_the_version_and_needs_no_transfer_once_installed(node, tmp_path, monkeypatch):
     deb = tmp_path / "cri-tools_1.36.0-1.1_amd64.deb"
     deb.write_bytes(b"!<arch>\ncri-tools")
+    # fresh package lists of the test's own: the host's real lists may be older than cache_valid_time
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "deb_dists_stable_main_binary-amd64_Packages").write_text("")
+    monkeypatch.setattr(_packages, "APT_LISTS", str(lists))
+    monkeypatch.setattr(_packages, "APT_STAMP", str(lists / "update-success-stamp"))
     dpkg = Dpkg({str(deb): ("cri-tools", "1.36.0-1.1")})
     monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: dpkg(argv, **kw))
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name

@@ -188,4 +188,96 @@ def test_state_absent_removes_file(host):
 def test_bad_raise_only(host):
     kind, result = run(dict(args_for(host), raise_only=["kernel.panic"]))
     assert kind is FailJson
-    assert result["msg"].startswith("raise_only names kernel.panic, which is not in settings")
+    assert result["msg"].startswith("raise_only[0]: names kernel.panic, which is not in settings")
+
+
+def test_key_that_walks_out_of_proc_sys_reads_nothing(host):
+    """The issue's report: a key whose components became '..' made check mode return another file as applied.before."""
+    secret = host / "etc" / "secret"
+    secret.write_text("s3cret\n")
+    for hostile in ("net/../../../etc/secret", "net.//.//.//.etc.secret", "..", "net.ipv4/../../secret"):
+        args = {"path": str(host / "etc" / "sysctl.d" / "99-kubeforge.conf"), "settings": {hostile: 1}}
+        kind, result = run(args, check_mode=True)
+        assert kind is FailJson
+        assert result["msg"].startswith("settings key %r: %r is not a sysctl key" % (hostile, hostile))
+        assert "s3cret" not in repr(result)
+    assert secret.read_text() == "s3cret\n"
+    assert not (host / "etc" / "sysctl.d" / "99-kubeforge.conf").exists()
+
+
+def test_vlan_keys_in_both_spellings(host):
+    proc = host / "proc" / "sys" / "net" / "ipv4" / "conf" / "eth0.100"
+    proc.mkdir(parents=True)
+    (proc / "forwarding").write_text("0\n")
+    args = {"path": str(host / "etc" / "sysctl.d" / "99-kubeforge.conf"), "settings": {"net/ipv4/conf/eth0.100/forwarding": 1}}
+    result = run_ok(args)
+    assert result["applied"] == {"net.ipv4.conf.eth0/100.forwarding": {"before": "0", "after": "1"}}
+    assert (proc / "forwarding").read_text() == "1\n"
+    assert "net.ipv4.conf.eth0/100.forwarding = 1\n" in (host / "etc" / "sysctl.d" / "99-kubeforge.conf").read_text()
+    again = run_ok({"path": args["path"], "settings": {"net.ipv4.conf.eth0/100.forwarding": "1"}})
+    assert again["changed"] is False
+
+
+@pytest.mark.parametrize("path, problem", [
+    ("etc/sysctl.d/99-kubeforge.conf", "path: must be an absolute path (starting with /), got 'etc/sysctl.d/99-kubeforge.conf'"),
+    ("/etc/sysctl.d/99-kubeforge", "path: drop-in file name '99-kubeforge' must end with .conf"),
+    ("/etc/sysctl.d/../99-x.conf", "path: must not contain '..' components"),
+])
+def test_path_policy(host, path, problem):
+    kind, result = run({"path": path, "settings": {"vm.overcommit_memory": 1}})
+    assert kind is FailJson and result["msg"].startswith(problem), result["msg"]
+
+
+def test_symlinked_dropin_is_followed_and_dev_null_refused(host):
+    real = host / "managed.conf"
+    real.write_text("vm.overcommit_memory = 0\n")
+    link = host / "etc" / "sysctl.d" / "99-kubeforge.conf"
+    link.symlink_to(real)
+    result = run_ok({"path": str(link), "settings": {"vm.overcommit_memory": 1}})
+    assert result["file_changed"] is True
+    assert link.is_symlink() and sd.parse_conf(real.read_text()) == {"vm.overcommit_memory": "1"}
+    masked = host / "etc" / "sysctl.d" / "50-masked.conf"
+    masked.symlink_to("/dev/null")
+    kind, result = run({"path": str(masked), "settings": {"vm.overcommit_memory": 1}})
+    assert kind is FailJson and "which is not a regular file (a link to /dev/null masks a file)" in result["msg"]
+    assert runtime(host, "vm.overcommit_memory") == "1"  # set by the first run, untouched by the refused one
+    assert masked.is_symlink()
+
+
+def test_non_utf8_dropin_names_the_file(host):
+    dropin = host / "etc" / "sysctl.d" / "99-kubeforge.conf"
+    dropin.write_bytes(b"vm.overcommit_memory = \xff\n")
+    kind, result = run({"path": str(dropin), "settings": {"vm.overcommit_memory": 1}})
+    assert kind is FailJson
+    assert result["msg"] == "%s is not UTF-8 text (byte 0xff at offset 23); fix or remove the file" % dropin
+    assert runtime(host, "vm.overcommit_memory") == "0"
+
+
+def test_failure_part_way_restores_and_reports_nothing_applied(host):
+    args = {"path": str(host / "etc" / "sysctl.d" / "99-kubeforge.conf"),
+            "settings": {"net.ipv4.ip_forward": 1, "vm.overcommit_memory": 1, "net.bridge.bridge-nf-call-ip6tables": 1}}
+    kind, result = run(args)
+    assert kind is FailJson
+    assert result["msg"].startswith("cannot set net.bridge.bridge-nf-call-ip6tables: the running kernel has no such key")
+    assert result["msg"].endswith("Restored the values set before the failure: vm.overcommit_memory = 0, net.ipv4.ip_forward = 0")
+    assert result["applied"] == {}
+    assert runtime(host, "net.ipv4.ip_forward") == "0" and runtime(host, "vm.overcommit_memory") == "0"
+    assert not (host / "etc" / "sysctl.d" / "99-kubeforge.conf").exists()
+
+
+def test_file_changed_underneath_is_not_overwritten_and_runtime_restored(host, monkeypatch):
+    dropin = host / "etc" / "sysctl.d" / "99-kubeforge.conf"
+    dropin.write_text("vm.overcommit_memory = 0\n")
+    real_apply = sysctl_dropin.apply_all
+
+    def apply_then_someone_writes(*args, **kwargs):
+        real_apply(*args, **kwargs)
+        dropin.write_text("# another writer\nvm.overcommit_memory = 2\n")
+
+    monkeypatch.setattr(sysctl_dropin, "apply_all", apply_then_someone_writes)
+    kind, result = run({"path": str(dropin), "settings": {"vm.overcommit_memory": 1}})
+    assert kind is FailJson
+    assert result["msg"].startswith("%s was changed by someone else while this task worked on it; nothing was written" % dropin)
+    assert result["msg"].endswith("Restored the values set before the failure: vm.overcommit_memory = 0")
+    assert dropin.read_text() == "# another writer\nvm.overcommit_memory = 2\n"
+    assert runtime(host, "vm.overcommit_memory") == "0"

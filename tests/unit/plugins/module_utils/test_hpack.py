@@ -1,13 +1,12 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stdlib gRPC probe's codecs: HPACK (RFC 7541 vectors), Huffman, protobuf, HTTP/2 frames."""
+"""HPACK (RFC 7541): the decoder against the RFC's vectors and a block captured from containerd, and its bounds."""
 
 from __future__ import annotations
 
-import struct
-
 import pytest
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _grpc_probe as g
+from grpc_peers import huffman_encode, huffman_literal
+from ansible_collections.kubeforge.cluster.plugins.module_utils import _hpack as h
 
 # RFC 7541 Appendix C.4: three requests on one connection, Huffman strings, dynamic table.
 RFC_C4 = [
@@ -30,15 +29,15 @@ CONTAINERD_UNIMPLEMENTED = (
 
 
 def test_static_table_matches_rfc_appendix_a():
-    assert len(g.HPACK_STATIC_TABLE) == 61
-    assert g.HPACK_STATIC_TABLE[0] == (":authority", "")
-    assert g.HPACK_STATIC_TABLE[7] == (":status", "200")
-    assert g.HPACK_STATIC_TABLE[30] == ("content-type", "")
-    assert g.HPACK_STATIC_TABLE[60] == ("www-authenticate", "")
+    assert len(h.HPACK_STATIC_TABLE) == 61
+    assert h.HPACK_STATIC_TABLE[0] == (":authority", "")
+    assert h.HPACK_STATIC_TABLE[7] == (":status", "200")
+    assert h.HPACK_STATIC_TABLE[30] == ("content-type", "")
+    assert h.HPACK_STATIC_TABLE[60] == ("www-authenticate", "")
 
 
 def test_rfc_c4_requests_decode_with_shared_dynamic_table():
-    decoder = g.HpackDecoder()
+    decoder = h.HpackDecoder()
     for block, headers, table_size in RFC_C4:
         assert decoder.decode(bytes.fromhex(block)) == headers
         assert decoder.size == table_size
@@ -53,19 +52,19 @@ def test_rfc_c4_requests_decode_with_shared_dynamic_table():
     (b"private", "aec3771a4b"),  # C.6.1
 ])
 def test_huffman_rfc_vectors(text, coded):
-    assert g.huffman_encode(text) == bytes.fromhex(coded)
-    assert g.huffman_decode(bytes.fromhex(coded)) == text
+    assert huffman_encode(text) == bytes.fromhex(coded)
+    assert h.huffman_decode(bytes.fromhex(coded)) == text
 
 
 def test_huffman_round_trips_every_octet():
     data = bytes(range(256)) * 2
-    assert g.huffman_decode(g.huffman_encode(data)) == data
+    assert h.huffman_decode(huffman_encode(data)) == data
 
 
 def test_huffman_code_is_a_complete_prefix_code():
     # Kraft equality: a canonical Huffman code over 257 symbols uses the whole code space.
-    assert sum(2 ** (30 - n) for n in g.HUFFMAN_CODE_LENGTHS) == 2 ** 30
-    assert min(g.HUFFMAN_CODE_LENGTHS) == 5 and max(g.HUFFMAN_CODE_LENGTHS) == 30
+    assert sum(2 ** (30 - n) for n in h.HUFFMAN_CODE_LENGTHS) == 2 ** 30
+    assert min(h.HUFFMAN_CODE_LENGTHS) == 5 and max(h.HUFFMAN_CODE_LENGTHS) == 30
 
 
 @pytest.mark.parametrize("coded, error", [
@@ -74,8 +73,8 @@ def test_huffman_code_is_a_complete_prefix_code():
     ("fffffffc", "EOS"),  # the 30-bit EOS symbol itself
 ])
 def test_huffman_rejects_bad_input(coded, error):
-    with pytest.raises(g.HpackError, match=error):
-        g.huffman_decode(bytes.fromhex(coded))
+    with pytest.raises(h.HpackError, match=error):
+        h.huffman_decode(bytes.fromhex(coded))
 
 
 @pytest.mark.parametrize("value, prefix, encoded", [
@@ -85,12 +84,12 @@ def test_huffman_rejects_bad_input(coded, error):
     (127, 7, "7f00"),
 ])
 def test_hpack_integers(value, prefix, encoded):
-    assert g.hpack_encode_integer(value, prefix) == bytes.fromhex(encoded)
-    assert g.hpack_decode_integer(bytearray.fromhex(encoded), 0, prefix) == (value, len(encoded) // 2)
+    assert h.hpack_encode_integer(value, prefix) == bytes.fromhex(encoded)
+    assert h.hpack_decode_integer(bytearray.fromhex(encoded), 0, prefix) == (value, len(encoded) // 2)
 
 
 def test_containerd_trailers_only_block():
-    headers = g.HpackDecoder().decode(bytes.fromhex(CONTAINERD_UNIMPLEMENTED))
+    headers = h.HpackDecoder().decode(bytes.fromhex(CONTAINERD_UNIMPLEMENTED))
     assert headers == [
         (":status", "200"), ("content-type", "application/grpc"), ("grpc-status", "12"),
         ("grpc-message", "unknown service runtime.v1.RuntimeService"),
@@ -98,79 +97,58 @@ def test_containerd_trailers_only_block():
 
 
 def test_dynamic_table_size_update_evicts_oldest():
-    decoder = g.HpackDecoder()
+    decoder = h.HpackDecoder()
     # size update to 100 octets (001 11111 + 69), then three literal-with-indexing fields of 34 octets
     block = bytes.fromhex("3f45") + b"".join(b"\x40\x01" + n + b"\x01" + v for n, v in ((b"a", b"1"), (b"b", b"2"), (b"c", b"3")))
     assert decoder.decode(block) == [("a", "1"), ("b", "2"), ("c", "3")]
     assert decoder.size == 68
     assert decoder.decode(bytes.fromhex("be bf".replace(" ", ""))) == [("c", "3"), ("b", "2")]
-    with pytest.raises(g.HpackError, match="beyond the dynamic table"):
+    with pytest.raises(h.HpackError, match="beyond the dynamic table"):
         decoder.decode(bytes.fromhex("c0"))  # index 64: "a" was evicted
 
 
 def test_size_update_above_settings_limit_is_rejected():
-    with pytest.raises(g.HpackError, match="above the limit"):
-        g.HpackDecoder(max_table_size=4096).decode(g.hpack_encode_integer(8192, 5, 0x20))
+    with pytest.raises(h.HpackError, match="above the limit"):
+        h.HpackDecoder(max_table_size=4096).decode(h.hpack_encode_integer(8192, 5, 0x20))
 
 
 def test_literals_never_indexed_and_with_indexed_name():
-    decoder = g.HpackDecoder()
+    decoder = h.HpackDecoder()
     block = b"\x10\x04name\x05value" + b"\x0f\x10\x10application/grpc"  # never indexed; index 31 without indexing
     assert decoder.decode(block) == [("name", "value"), ("content-type", "application/grpc")]
     assert decoder.dynamic == []
 
 
 def test_truncated_block_is_an_error():
-    with pytest.raises(g.HpackError, match="truncated"):
-        g.HpackDecoder().decode(b"\x00\x05ab")
+    with pytest.raises(h.HpackError, match="truncated"):
+        h.HpackDecoder().decode(b"\x00\x05ab")
 
 
 def test_encoded_request_headers_round_trip():
     headers = [(":method", "POST"), (":path", "/runtime.v1.RuntimeService/Version"), ("te", "trailers")]
-    assert g.HpackDecoder().decode(g.encode_headers(headers)) == headers
-    huff = g.hpack_encode_literal("grpc-message", "unknown service x", huffman=True)
-    assert g.HpackDecoder().decode(huff) == [("grpc-message", "unknown service x")]
+    assert h.HpackDecoder().decode(h.encode_headers(headers)) == headers
+    huff = huffman_literal("grpc-message", "unknown service x")
+    assert h.HpackDecoder().decode(huff) == [("grpc-message", "unknown service x")]
 
 
-def test_protobuf_fields():
-    # CRI VersionResponse as containerd 1.6.20 sends it
-    message = (g.encode_string_field(1, "0.1.0") + g.encode_string_field(2, "containerd")
-               + g.encode_string_field(3, "1.6.20~ds1") + g.encode_string_field(4, "v1"))
-    fields = g.decode_fields(message)
-    assert g.field_text(fields, 2) == "containerd"
-    assert g.field_text(fields, 3) == "1.6.20~ds1"
-    assert g.field_text(fields, 9, "none") == "none"
-    mixed = g.encode_varint((1 << 3) | 0) + g.encode_varint(300) + g.encode_varint((2 << 3) | 5) + b"abcd"
-    assert g.decode_fields(mixed) == {1: [300], 2: [b"abcd"]}
+def test_header_list_limit_counts_rfc_sizes():
+    indexed = bytes([0x80 | 8]) * 200  # ":status: 200" from the static table, 200 times: 42 octets each
+    with pytest.raises(h.HpackError, match="the header list exceeds 4096 octets \\(RFC 7541 sizes\\) after 98 fields"):
+        h.HpackDecoder(max_list_size=4096).decode(indexed)
+    block = h.encode_headers([("x-%d" % i, "v" * 100) for i in range(200)])
+    with pytest.raises(h.HpackError, match="a header string of 100 octets would take the header list past 4096 octets"):
+        h.HpackDecoder(max_list_size=4096).decode(block)
+    huge = h.hpack_encode_literal("a", "b" * 9000)
+    with pytest.raises(h.HpackError, match="a header string of 9000 octets would take the header list past 4096 octets"):
+        h.HpackDecoder(max_list_size=4096).decode(huge)
 
 
-@pytest.mark.parametrize("raw, error", [
-    (b"\x0a\x05abc", "truncated"),
-    (b"\x0b", "wire type"),
-    (b"\x08\xff", "truncated varint"),
-])
-def test_protobuf_errors(raw, error):
-    with pytest.raises(ValueError, match=error):
-        g.decode_fields(raw)
+class _Expired:
+    @staticmethod
+    def expired():
+        return True
 
 
-def test_frame_header_round_trip():
-    data = g.frame(g.FRAME_HEADERS, g.FLAG_END_HEADERS | g.FLAG_END_STREAM, 1, b"x" * 70000)
-    assert g.parse_frame_header(data[:9]) == (70000, g.FRAME_HEADERS, 5, 1)
-
-
-def test_grpc_message_framing():
-    assert g.grpc_message(b"abc") == b"\x00\x00\x00\x00\x03abc"
-    assert g.split_grpc_messages(g.grpc_message(b"a") + g.grpc_message(b"")) == [b"a", b""]
-    with pytest.raises(g.ProtocolError, match="compressed"):
-        g.split_grpc_messages(b"\x01" + struct.pack(">I", 0))
-    with pytest.raises(g.ProtocolError, match="truncated"):
-        g.split_grpc_messages(b"\x00\x00\x00\x00\x05ab")
-
-
-def test_grpc_result_status_and_message():
-    result = g.GrpcResult("/a/B", [(":status", "200")], [("grpc-status", "12"), ("grpc-message", "unknown service a%2Fb")], [], 0.0)
-    assert not result.ok
-    assert result.describe() == "UNIMPLEMENTED (12): unknown service a/b"
-    missing = g.GrpcResult("/a/B", [(":status", "404"), ("content-type", "text/plain")], [], [], 0.0)
-    assert missing.describe() == "HTTP status 404 without grpc-status (content-type 'text/plain')"
+def test_decoding_stops_at_the_deadline():
+    with pytest.raises(h.HpackError, match="time ran out while decoding a header block of"):
+        h.HpackDecoder().decode(h.encode_headers([("a", "b")]), deadline=_Expired())

@@ -1,97 +1,17 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Probe and selection logic without daemons: scripted HTTP/2 peers on temporary sockets,
-plain sockets, stale socket files, and hand-built endpoint tables for selection."""
+"""Probe and selection logic without daemons: scripted gRPC peers on temporary sockets, plain sockets,
+stale socket files, and hand-built endpoint tables for selection."""
 
 from __future__ import annotations
 
 import os
 import socket
-import struct
-import threading
 
 import pytest
+from grpc_peers import ScriptedPeer, cri_version_message, grpc_router
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _cri_socket as cs
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _grpc_probe as g
-
-
-def _read_exact(conn, count):
-    data = b""
-    while len(data) < count:
-        chunk = conn.recv(count - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-class ScriptedPeer:
-    """A unix socket server. ``handler(conn, request)`` answers each connection.
-
-    For HTTP/2 peers ``request`` is the decoded request (path and DATA payload) read after the
-    client preface; ``frames_after`` records what the client sent after the answer.
-    """
-
-    def __init__(self, path, handler, http2=True):
-        self.path = str(path)
-        self.handler = handler
-        self.http2 = http2
-        self.requests = []
-        self.frames_after = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen(8)
-        self.sock.settimeout(0.05)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self):
-        return "unix://" + self.path
-
-    def _read_request(self, conn):
-        assert _read_exact(conn, len(g.PREFACE)) == g.PREFACE
-        decoder = g.HpackDecoder()
-        request = {"frames": []}
-        while True:
-            length, ftype, flags, stream = g.parse_frame_header(_read_exact(conn, 9))
-            payload = _read_exact(conn, length) if length else b""
-            request["frames"].append((ftype, flags, stream))
-            if ftype == g.FRAME_HEADERS:
-                request["headers"] = dict(decoder.decode(payload))
-            if ftype == g.FRAME_DATA:
-                request["data"] = payload
-                if flags & g.FLAG_END_STREAM:
-                    return request
-
-    def _serve(self):
-        while not self.stopping.is_set():
-            try:
-                conn = self.sock.accept()[0]
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                try:
-                    conn.settimeout(2)
-                    request = self._read_request(conn) if self.http2 else conn.recv(4096)
-                    self.requests.append(request)
-                    self.handler(conn, request)
-                    conn.settimeout(0.5)
-                    while True:
-                        header = _read_exact(conn, 9)
-                        length, ftype, flags, stream = g.parse_frame_header(header)
-                        payload = _read_exact(conn, length) if length else b""
-                        self.frames_after.append((ftype, flags, stream, payload))
-                except (OSError, EOFError, AssertionError):
-                    pass
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(3)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -106,126 +26,6 @@ def peer(tmp_path):
     yield make
     for server in peers:
         server.close()
-
-
-SERVER_SETTINGS = g.frame(g.FRAME_SETTINGS, 0, 0, struct.pack(">HI", g.SETTINGS_MAX_FRAME_SIZE, 16384))
-
-
-def _headers_frame(headers, flags=g.FLAG_END_HEADERS):
-    return g.frame(g.FRAME_HEADERS, flags, 1, g.encode_headers(headers))
-
-
-def _trailers(status, message=""):
-    fields = [("grpc-status", str(status))]
-    if message:
-        fields.append(("grpc-message", message))
-    return fields
-
-
-def cri_version_message(name="containerd", version="1.7.24", api="v1"):
-    return (g.encode_string_field(1, "0.1.0") + g.encode_string_field(2, name)
-            + g.encode_string_field(3, version) + g.encode_string_field(4, api))
-
-
-def grpc_router(routes):
-    """Answer like a gRPC server: ``routes`` maps a method path to (status, message bytes or text)."""
-
-    def handler(conn, request):
-        status, body = routes.get(request["headers"][":path"], (12, "unknown service " + request["headers"][":path"].split("/")[1]))
-        out = SERVER_SETTINGS
-        if status == 0:
-            out += _headers_frame([(":status", "200"), ("content-type", "application/grpc")])
-            out += g.frame(g.FRAME_DATA, 0, 1, g.grpc_message(body))
-            out += _headers_frame(_trailers(0), g.FLAG_END_HEADERS | g.FLAG_END_STREAM)
-        else:
-            out += _headers_frame([(":status", "200"), ("content-type", "application/grpc")] + _trailers(status, body),
-                                  g.FLAG_END_HEADERS | g.FLAG_END_STREAM)
-        conn.sendall(out)
-
-    return handler
-
-
-# ---------------------------------------------------------------- the HTTP/2 client
-
-
-def test_client_handles_ping_padding_continuation_and_trailers(peer):
-    def handler(conn, request):
-        block = g.encode_headers(_trailers(0))
-        padded = bytes([3]) + b"\x00\x00\x00\x01\x10" + g.encode_headers([(":status", "200"), ("content-type", "application/grpc")]) + b"\x00" * 3
-        conn.sendall(
-            SERVER_SETTINGS
-            + g.frame(g.FRAME_PING, 0, 0, b"12345678")
-            + g.frame(g.FRAME_WINDOW_UPDATE, 0, 0, struct.pack(">I", 1000))
-            + g.frame(g.FRAME_HEADERS, g.FLAG_END_HEADERS | g.FLAG_PADDED | g.FLAG_PRIORITY, 1, padded)
-            + g.frame(g.FRAME_DATA, g.FLAG_PADDED, 1, b"\x02" + g.grpc_message(cri_version_message())[:7] + b"\x00\x00")
-            + g.frame(g.FRAME_DATA, 0, 1, g.grpc_message(cri_version_message())[7:])
-            + g.frame(g.FRAME_HEADERS, g.FLAG_END_STREAM, 1, block[:5])
-            + g.frame(g.FRAME_CONTINUATION, g.FLAG_END_HEADERS, 1, block[5:])
-        )
-
-    server = peer(handler)
-    result = g.grpc_unary(server.path, "/runtime.v1.RuntimeService/Version", b"", timeout=2)
-    assert result.ok
-    assert g.field_text(result.message_fields, 2) == "containerd"
-    request = server.requests[0]
-    assert request["headers"][":path"] == "/runtime.v1.RuntimeService/Version"
-    assert request["headers"]["content-type"] == "application/grpc"
-    assert request["headers"]["te"] == "trailers"
-    assert request["data"] == g.grpc_message(b"")
-    server.close()
-    acks = [f for f in server.frames_after if f[0] in (g.FRAME_PING, g.FRAME_SETTINGS)]
-    assert (g.FRAME_SETTINGS, g.FLAG_ACK, 0, b"") in acks
-    assert (g.FRAME_PING, g.FLAG_ACK, 0, b"12345678") in acks
-
-
-def test_client_reads_trailers_only_error(peer):
-    server = peer(grpc_router({}))
-    result = g.grpc_unary(server.path, "/runtime.v1.RuntimeService/Version", b"", timeout=2)
-    assert not result.ok
-    assert result.status == g.UNIMPLEMENTED
-    assert result.describe() == "UNIMPLEMENTED (12): unknown service runtime.v1.RuntimeService"
-
-
-@pytest.mark.parametrize("answer, error, match", [
-    (g.frame(g.FRAME_RST_STREAM, 0, 1, struct.pack(">I", 7)), g.ProtocolError, "reset the stream \\(REFUSED_STREAM\\)"),
-    (g.frame(g.FRAME_GOAWAY, 0, 0, struct.pack(">II", 0, 1) + b"bad preface"), g.ProtocolError, "GOAWAY PROTOCOL_ERROR: bad preface"),
-    (g.frame(g.FRAME_CONTINUATION, g.FLAG_END_HEADERS, 1, b""), g.ProtocolError, "CONTINUATION without HEADERS"),
-    (_headers_frame([(":status", "200")], 0) + g.frame(g.FRAME_DATA, 0, 1, b""), g.ProtocolError, "interrupted"),
-])
-def test_client_protocol_errors(peer, answer, error, match):
-    server = peer(lambda conn, request: conn.sendall(SERVER_SETTINGS + answer))
-    with pytest.raises(error, match=match):
-        g.grpc_unary(server.path, "/x.Y/Z", b"", timeout=2)
-
-
-def test_client_times_out_on_a_silent_peer(peer):
-    server = peer(lambda conn, request: conn.sendall(SERVER_SETTINGS))
-    with pytest.raises(g.Timeout, match="no complete answer within 0.3s"):
-        g.grpc_unary(server.path, "/x.Y/Z", b"", timeout=0.3)
-
-
-def test_client_reports_what_a_non_http2_peer_said(peer):
-    server = peer(lambda conn, request: conn.sendall(b"220 smtp ready\r\n"), http2=False)
-    with pytest.raises(g.NotHttp2, match="answered '220 smtp ready', not an HTTP/2 server preface") as exc:
-        g.grpc_unary(server.path, "/x.Y/Z", b"", timeout=2)
-    assert exc.value.answer.startswith(b"220 smtp ready")
-
-
-def test_client_peer_that_hangs_up(peer):
-    server = peer(lambda conn, request: None, http2=False)
-    with pytest.raises(g.NotHttp2, match="without an HTTP/2 answer"):
-        g.grpc_unary(server.path, "/x.Y/Z", b"", timeout=2)
-
-
-def test_client_missing_and_stale(tmp_path):
-    with pytest.raises(g.NotFound):
-        g.grpc_unary(str(tmp_path / "nothing.sock"), "/x.Y/Z")
-    stale = tmp_path / "stale.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(stale))
-    sock.close()
-    with pytest.raises(g.NotListening, match="connection refused"):
-        g.grpc_unary(str(stale), "/x.Y/Z")
 
 
 # ---------------------------------------------------------------- probing one endpoint
@@ -289,7 +89,9 @@ def test_probe_undecided_then_crictl_decides(peer):
 
     assert _probe(server)["cri"] is None
     entry = _probe(server, crictl="/usr/bin/crictl", run_command=run_command, timeout=2.0)
-    assert calls == [["/usr/bin/crictl", "--runtime-endpoint", server.endpoint, "--timeout", "2s", "version"]]
+    ((crictl, flag, endpoint, timeout_flag, budget, verb),) = calls
+    assert (crictl, flag, endpoint, timeout_flag, verb) == ("/usr/bin/crictl", "--runtime-endpoint", server.endpoint, "--timeout", "version")
+    assert budget.endswith("ms") and 1000 < int(budget[:-2]) <= 2000  # what is left of the candidate's 2 s
     assert entry["cri"] is True and entry["runtime_version"] == "v2.1.4"
     assert "UNAVAILABLE (14): connection error" in entry["reason"]
     assert entry["reason"].endswith("; crictl version decided: containerd v2.1.4, CRI API v1")
@@ -335,12 +137,13 @@ def test_two_spellings_of_one_socket_count_once(peer, tmp_path):
     os.symlink(str(tmp_path / "run"), str(tmp_path / "varrun"))
     peer(grpc_router({cs.CRI_V1_VERSION: (0, cri_version_message())}), name="run/cri.sock")
     candidates = [str(tmp_path / "run" / "cri.sock"), "unix://" + str(tmp_path / "varrun" / "cri.sock")]
-    endpoints, selected = cs.detect(candidates)
+    endpoints, selected, reason = cs.detect(candidates)
     assert selected == "unix://" + str(tmp_path / "run" / "cri.sock")
+    assert reason == "the only CRI endpoint on this node (1 socket checked)"
     assert endpoints[1]["alias_of"] == selected and endpoints[1]["cri"] is True
     assert endpoints[1]["path"] == str(tmp_path / "varrun" / "cri.sock")
     # the second spelling may be preferred explicitly
-    assert cs.detect(candidates, preferred=candidates[1])[1] == candidates[1]
+    assert cs.detect(candidates, preferred=candidates[1])[1:] == (candidates[1], "preferred endpoint; it answers the CRI (containerd 1.7.24)")
 
 
 # ---------------------------------------------------------------- candidates and selection
@@ -358,25 +161,60 @@ def test_known_candidates_are_kubeadms_in_both_spellings():
     ("unix:////var//run/x.sock", ("unix:///var/run/x.sock", "/var/run/x.sock")),
 ])
 def test_normalize_endpoint(value, expected):
-    assert cs.normalize_endpoint(value) == expected
+    assert cs.normalize_endpoint("candidates[0]", value) == expected
 
 
-@pytest.mark.parametrize("candidates, extra, preferred, match", [
-    (["tcp://127.0.0.1:1234"], [], None, "candidates: 'tcp://127.0.0.1:1234' is not a unix socket endpoint"),
-    ([], ["unix://run/x.sock"], None, "extra_candidates: 'unix://run/x.sock': the socket path must be absolute"),
-    (["/run/x.sock"], [], "docker", ("preferred \\(inventory variable kubeforge_cri_socket\\) must be a unix:// endpoint URL, "
-                                     "an absolute socket path or one of containerd, crio, cri-dockerd; got 'docker'")),
-    ([], [], None, "candidates and extra_candidates are both empty"),
+@pytest.mark.parametrize("candidates, extra, preferred, runtime, message", [
+    (["tcp://127.0.0.1:1234"], [], "", None, "candidates[0]: 'tcp://127.0.0.1:1234' is not a unix socket endpoint"),
+    ([], ["/a.sock", "unix://run/x.sock"], "", None, "extra_candidates[1]: 'unix://run/x.sock': the socket path must be absolute"),
+    ([], ["/run/../etc/x.sock"], "", None, "extra_candidates[0]: must not contain '..' components"),
+    ([["/a.sock"]], [], "", None, "candidates[0]: must be a string, got a list"),
+    (["/run/x.sock"], [], "containerd", None, "preferred: 'containerd' is a runtime name, not an endpoint: give it as preferred_runtime"),
+    (["/run/x.sock"], [], "docker", None, "preferred: 'docker' is not a unix socket endpoint"),
+    (["/run/x.sock"], [], "", "docker", "preferred_runtime: must be one of containerd, crio, cri-dockerd, got 'docker'"),
+    ([], [], "", None, "candidates: candidates and extra_candidates are both empty"),
+    (["/s%d.sock" % i for i in range(65)], [], "", None, "candidates: 65 distinct endpoints with extra_candidates and preferred; at most 64"),
 ])
-def test_bad_options(candidates, extra, preferred, match):
-    with pytest.raises(ValueError, match=match):
-        cs.detect(candidates, extra, preferred)
+def test_bad_options_name_the_option(candidates, extra, preferred, runtime, message):
+    with pytest.raises(cs.InputError) as caught:
+        cs.detect(candidates, extra, preferred, runtime)
+    assert str(caught.value).startswith(message)
+
+
+def test_preferred_runtime_needs_a_probe():
+    with pytest.raises(cs.InputError, match="^preferred_runtime: needs probe=true"):
+        cs.detect(["/run/x.sock"], preferred_runtime="crio", probe=False)
 
 
 def test_build_candidates_adds_extra_and_preferred_once():
     pairs = cs.build_candidates(["/a.sock", "unix:///a.sock"], ["/b.sock"], "/c.sock")
     assert [u for u, dummy in pairs] == ["unix:///a.sock", "unix:///b.sock", "unix:///c.sock"]
-    assert [u for u, dummy in cs.build_candidates(["/a.sock"], [], "containerd")] == ["unix:///a.sock"]
+    assert [u for u, dummy in cs.build_candidates(["/a.sock"], [], "")] == ["unix:///a.sock"]
+
+
+def test_candidates_are_probed_at_the_same_time(tmp_path):
+    """50 listeners that never answer cost one timeout, not fifty."""
+    import time
+
+    listeners = []
+    for index in range(50):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(tmp_path / ("silent%d.sock" % index)))
+        sock.listen(1)
+        listeners.append(sock)
+    try:
+        started = time.monotonic()
+        with pytest.raises(cs.CriSocketError) as caught:
+            cs.detect([s.getsockname() for s in listeners], timeout=0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in listeners:
+            sock.close()
+    assert len(caught.value.endpoints) == 50
+    assert all("no complete answer within 0.5s: the peer accepted the connection but sent nothing" in e["reason"]
+               for e in caught.value.endpoints)
+    assert elapsed < 0.5 * 50 / 4, elapsed  # sequential probing would take 25 s; a loaded 2-core machine gets slack
+    print("50 silent candidates probed in %.2f s (timeout 0.5 s each)" % elapsed)
 
 
 def _entry(endpoint, cri, runtime=None, version=None, listening=None, alias_of=None, reason="r"):
@@ -398,27 +236,34 @@ STALE = _entry("unix:///run/crio/crio.sock", False, listening=False, reason="sta
 MISSING = _entry("unix:///run/cri-dockerd.sock", False, listening=False, reason="no such socket")
 
 
-@pytest.mark.parametrize("endpoints, preferred, expected", [
-    ([CTRD, CTRD_ALIAS, STALE, MISSING], None, CTRD["endpoint"]),
-    ([CTRD_NOCRI, DOCKERD], None, DOCKERD["endpoint"]),  # the Docker + cri-dockerd node of seed 001
-    ([CTRD, DOCKERD], "cri-dockerd", DOCKERD["endpoint"]),
-    ([CTRD, DOCKERD], "containerd", CTRD["endpoint"]),
-    ([CTRD, CTRD_ALIAS, DOCKERD], CTRD_ALIAS["endpoint"], CTRD_ALIAS["endpoint"]),
-    ([CTRD, DOCKERD, CRIO], "/run/crio/crio.sock", CRIO["endpoint"]),
+@pytest.mark.parametrize("endpoints, preferred, runtime, expected, reason", [
+    ([CTRD, CTRD_ALIAS, STALE, MISSING], "", None, CTRD["endpoint"], "the only CRI endpoint on this node (3 sockets checked)"),
+    ([CTRD_NOCRI, DOCKERD], "", None, DOCKERD["endpoint"], "the only CRI endpoint on this node (2 sockets checked)"),  # seed 001
+    ([CTRD, DOCKERD], "", "cri-dockerd", DOCKERD["endpoint"], "the only CRI endpoint of preferred_runtime=cri-dockerd (cri-dockerd 28.5.2)"),
+    ([CTRD, DOCKERD], "", "containerd", CTRD["endpoint"], "the only CRI endpoint of preferred_runtime=containerd (containerd 1.7.24)"),
+    ([CTRD, CTRD_ALIAS, DOCKERD], CTRD_ALIAS["endpoint"], None, CTRD_ALIAS["endpoint"], "preferred endpoint; it answers the CRI (containerd 1.7.24)"),
+    ([CTRD, DOCKERD, CRIO], "/run/crio/crio.sock", None, CRIO["endpoint"], "preferred endpoint; it answers the CRI (crio 1.31.2)"),
+    ([CTRD, DOCKERD, CRIO], "/run/crio/crio.sock", "crio", CRIO["endpoint"], "preferred endpoint; it answers the CRI (crio 1.31.2)"),
 ])
-def test_select(endpoints, preferred, expected):
-    assert cs.select(endpoints, preferred) == expected
+def test_select(endpoints, preferred, runtime, expected, reason):
+    assert cs.select(endpoints, preferred, runtime) == (expected, reason)
 
 
-def test_select_ambiguous_names_each_runtime_and_the_variable():
+def test_select_ambiguous_names_each_runtime_and_the_options():
     with pytest.raises(cs.CriSocketError) as exc:
         cs.select([CTRD, CTRD_ALIAS, DOCKERD])
     assert str(exc.value) == (
         "Found multiple CRI endpoints on this node: unix:///run/containerd/containerd.sock (containerd 1.7.24), "
-        "unix:///run/cri-dockerd.sock (cri-dockerd 28.5.2). kubeadm, kubelet and crictl need exactly one: set the inventory "
-        "variable kubeforge_cri_socket (this module's preferred option) to one of these endpoint URLs, or to a runtime name "
-        "(containerd, crio, cri-dockerd).")
+        "unix:///run/cri-dockerd.sock (cri-dockerd 28.5.2). kubeadm, kubelet and crictl need exactly one: set the option "
+        "preferred to one of these endpoints, or preferred_runtime to the runtime to use (containerd, crio, cri-dockerd).")
     assert exc.value.endpoints[0] is CTRD
+
+
+def test_select_preferred_endpoint_of_another_runtime():
+    with pytest.raises(cs.CriSocketError) as exc:
+        cs.select([CTRD, DOCKERD], DOCKERD["endpoint"], "containerd")
+    assert str(exc.value) == ("preferred=unix:///run/cri-dockerd.sock is served by cri-dockerd, but preferred_runtime is "
+                              "containerd: make them agree, or leave one of them empty")
 
 
 def test_select_none_names_the_runtime_roles():
@@ -440,9 +285,9 @@ def test_select_preferred_not_cri_lists_what_is():
     with pytest.raises(cs.CriSocketError) as exc:
         cs.select([CTRD_NOCRI, DOCKERD], CTRD_NOCRI["endpoint"])
     assert str(exc.value) == (
-        "preferred=unix:///run/containerd/containerd.sock (inventory variable kubeforge_cri_socket) is not a usable CRI "
-        "endpoint: containerd 1.6.20 answers its own API but not the CRI. CRI endpoints on this node: "
-        "unix:///run/cri-dockerd.sock (cri-dockerd 28.5.2). Set kubeforge_cri_socket to one of them.")
+        "preferred=unix:///run/containerd/containerd.sock is not a usable CRI endpoint: containerd 1.6.20 answers its own "
+        "API but not the CRI. CRI endpoints on this node: unix:///run/cri-dockerd.sock (cri-dockerd 28.5.2). Set preferred "
+        "to one of them, or leave it empty to detect.")
 
 
 def test_select_preferred_not_cri_and_nothing_else():
@@ -457,27 +302,34 @@ def test_select_preferred_endpoint_not_among_entries():
 
 def test_select_preferred_runtime_missing():
     with pytest.raises(cs.CriSocketError) as exc:
-        cs.select([CTRD, MISSING], "crio")
+        cs.select([CTRD, MISSING], "", "crio")
     assert str(exc.value) == (
-        "preferred=crio (inventory variable kubeforge_cri_socket): no CRI endpoint of that runtime on this node. CRI endpoints "
-        "found: unix:///run/containerd/containerd.sock (containerd 1.7.24). Set kubeforge_cri_socket to one of them or install crio.")
-    with pytest.raises(cs.CriSocketError, match="^preferred=crio: No CRI endpoint found on this node"):
-        cs.select([MISSING], "crio")
+        "preferred_runtime=crio: no CRI endpoint of that runtime on this node. CRI endpoints found: "
+        "unix:///run/containerd/containerd.sock (containerd 1.7.24). Set preferred_runtime to the runtime of one of them, "
+        "or install and start crio.")
+    with pytest.raises(cs.CriSocketError, match="^preferred_runtime=crio: No CRI endpoint found on this node"):
+        cs.select([MISSING], "", "crio")
 
 
 def test_select_preferred_runtime_ambiguous():
     second = _entry("unix:///srv/containerd.sock", True, "containerd", "2.1.9")
-    with pytest.raises(cs.CriSocketError, match="preferred=containerd matches several CRI endpoints: .*containerd 1.7.24.*"
-                                                "containerd 2.1.9.*Set the inventory variable kubeforge_cri_socket to one endpoint URL"):
-        cs.select([CTRD, second], "containerd")
+    with pytest.raises(cs.CriSocketError, match="^preferred_runtime=containerd matches several CRI endpoints: .*containerd 1.7.24.*"
+                                                "containerd 2.1.9.*Set preferred to one of these endpoints.$"):
+        cs.select([CTRD, second], "", "containerd")
 
 
 def test_select_without_probe_counts_listening_sockets():
     listening = _entry("unix:///run/containerd/containerd.sock", None, listening=True)
     other = _entry("unix:///run/cri-dockerd.sock", None, listening=True)
-    assert cs.select([listening, MISSING], probe=False) == listening["endpoint"]
+    assert cs.select([listening, MISSING], probe=False) == (listening["endpoint"], "the only listening socket (probe=false, 2 checked)")
     with pytest.raises(cs.CriSocketError, match="^Found multiple listening sockets \\(probe=false\\) on this node"):
         cs.select([listening, other], probe=False)
+
+
+def test_messages_never_name_a_playbook_variable():
+    import inspect
+
+    assert "kubeforge_cri_socket" not in inspect.getsource(cs)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")

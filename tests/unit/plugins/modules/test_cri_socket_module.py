@@ -65,9 +65,26 @@ def test_silent_listener_is_undecided_within_the_timeout(listening):
 
 
 @pytest.mark.parametrize("args, msg", [
-    ({"candidates": ["tcp://10.0.0.1:2376"]}, "candidates: 'tcp://10.0.0.1:2376' is not a unix socket endpoint"),
-    ({"preferred": "dockershim"}, "preferred (inventory variable kubeforge_cri_socket) must be a unix:// endpoint URL"),
-    ({"timeout": 0}, "timeout must be a positive number of seconds, got 0.0"),
+    ({"candidates": ["tcp://10.0.0.1:2376"]}, "candidates[0]: 'tcp://10.0.0.1:2376' is not a unix socket endpoint"),
+    ({"preferred": "dockershim"}, "preferred: 'dockershim' is not a unix socket endpoint"),
+    ({"preferred": "cri-dockerd"}, "preferred: 'cri-dockerd' is a runtime name, not an endpoint: give it as preferred_runtime"),
+    ({"preferred_runtime": "docker"}, "value of preferred_runtime must be one of: containerd, crio, cri-dockerd, got: docker"),
+    ({"timeout": 0}, "timeout: must be at least 0.01, got 0.0 seconds"),
+    ({"timeout": 600}, "timeout: must be at most 60.0, got 600.0 seconds"),
 ])
 def test_bad_arguments(args, msg):
     assert run(args, FailJson)["msg"].startswith(msg)
+
+
+def test_empty_preferred_is_no_preference(listening):
+    for preferred in ("", "  "):
+        result = run({"candidates": [listening], "probe": False, "preferred": preferred})
+        assert result["cri_socket"] == listening
+        assert result["selected_reason"] == "the only listening socket (probe=false, 1 checked)"
+
+
+def test_preferred_outside_the_candidates_is_checked(listening, stale):
+    result = run({"candidates": [stale], "probe": False, "preferred": listening})
+    assert result["cri_socket"] == listening
+    assert result["selected_reason"] == "preferred endpoint; it accepts connections (probe=false)"
+    assert [e["endpoint"] for e in result["endpoints"]] == [stale, listening]

@@ -1,25 +1,32 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""roles/containerd/files/image_archive_refs.py and tools/make_test_image.py: the names and digests ctr will see."""
+"""plugins/filter/image_archives.py and tools/make_test_image.py: the names and digests ctr will see, what to import."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import make_test_image
-
-SCRIPT = Path(__file__).resolve().parents[4] / "roles" / "containerd" / "files" / "image_archive_refs.py"
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.kubeforge.cluster.plugins.filter.image_archives import (
+    FilterModule,
+    image_archive_refs,
+    images_to_import,
+)
 
 
 def run(path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True, check=False)
-    return proc.returncode, (json.loads(proc.stdout) if proc.returncode == 0 else None), proc.stderr
+    """(rc, {"path", "images"} or None, error text) as the old command-line helper reported it."""
+    try:
+        archives = image_archive_refs([str(path)])
+    except AnsibleFilterError as exc:
+        return 1, None, str(exc)
+    return 0, archives[0], ""
 
 
 def write_tar(path: Path, files: dict[str, bytes]) -> None:
@@ -87,3 +94,40 @@ def test_not_an_archive(tmp_path):
     (tmp_path / "x.tar").write_text("not a tar")
     rc, dummy, err = run(tmp_path / "x.tar")
     assert rc == 1 and "not a readable image archive" in err
+
+
+def test_directories_expand_to_their_tar_files_and_missing_paths_are_named(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for name in ("b", "a"):
+        make_test_image.main(["--name", "registry.lab.invalid/t/%s:1" % name, "--output", str(tmp_path / "imgs" / (name + ".tar"))])
+    (tmp_path / "imgs" / "notes.txt").write_text("not an archive")
+    archives = image_archive_refs([str(tmp_path / "imgs")])
+    assert [Path(a["path"]).name for a in archives] == ["a.tar", "b.tar"]
+    with pytest.raises(AnsibleFilterError, match="containerd_image_artifacts names archives that do not exist on the "
+                       "controller: .*/nope.tar"):
+        image_archive_refs([str(tmp_path / "imgs"), str(tmp_path / "nope.tar")])
+
+
+def test_images_to_import_compares_names_and_digests():
+    archives = [
+        {"path": "/a/pause.tar", "images": [{"name": "r.lab/pause:3.10", "digest": "sha256:" + "1" * 64}]},
+        {"path": "/a/test.tar", "images": [{"name": "r.lab/test:1.0", "digest": "sha256:" + "2" * 64}]},
+        {"path": "/a/docker.tar", "images": [{"name": "docker.io/library/busybox:1", "digest": None}]},
+        {"path": "/a/new.tar", "images": [{"name": "r.lab/new:1", "digest": None}]},
+    ]
+    ctr = (
+        "REF                            TYPE                                       DIGEST      SIZE PLATFORMS LABELS\n"
+        "r.lab/pause:3.10               application/vnd.oci.image.manifest.v1+json sha256:" + "1" * 64 + " 1.0 KiB linux/amd64 -\n"
+        "r.lab/test:1.0                 application/vnd.oci.image.manifest.v1+json sha256:" + "3" * 64 + " 1.0 KiB linux/amd64 -\n"
+        "docker.io/library/busybox:1    application/vnd.oci.image.manifest.v1+json sha256:" + "4" * 64 + " 1.0 KiB linux/amd64 -\n"
+    )
+    # pause is present with its digest; test's tag points elsewhere; busybox's digest is unknown but the name exists
+    assert images_to_import(archives, ctr) == [
+        {"path": "/a/test.tar", "images": ["r.lab/test:1.0"]},
+        {"path": "/a/new.tar", "images": ["r.lab/new:1"]},
+    ]
+    assert images_to_import(archives, "") == [{"path": a["path"], "images": [i["name"] for i in a["images"]]} for a in archives]
+
+
+def test_filters_are_registered():
+    assert set(FilterModule().filters()) == {"image_archive_refs", "images_to_import"}
