@@ -77,8 +77,8 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kata_preflight import Host, preflight
-from ansible_collections.kubeforge.cluster.plugins.module_utils._kernel_modules import KernelModulesError, normalize
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_list, safe_name
+from ansible_collections.kubeforge.cluster.plugins.module_utils._kernel_modules import module_name, normalize
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_list
 
 # The host tree read (unit tests point it at a fake one).
 ROOT = "/"
@@ -94,7 +94,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        modules = [normalize(name) for name in require_list("modules", module.params["modules"], item=safe_name)]
+        modules = [normalize(name) for name in require_list("modules", module.params["modules"], item=module_name)]
     except InputError as exc:
         module.fail_json(msg=str(exc))
 
@@ -102,10 +102,7 @@ def main():
         return module.run_command(argv, environ_update={"LANGUAGE": "C", "LC_ALL": "C"})
 
     host = Host(root=ROOT, run=run, modprobe=module.get_bin_path("modprobe", opt_dirs=["/usr/sbin", "/sbin"]))
-    try:
-        checks, problems = preflight(host, modules, module.params["kata_runtime"])
-    except KernelModulesError as exc:
-        module.fail_json(msg=str(exc))
+    checks, problems = preflight(host, modules, module.params["kata_runtime"])
     result = dict(changed=False, supported=not problems, problems=problems, checks=[check.as_dict() for check in checks])
     if problems:
         listing = "; ".join("(%d) %s" % (index + 1, problem) for index, problem in enumerate(problems))
