@@ -16,7 +16,7 @@ SANITY_ROOT := .build/sanity/ansible_collections/kubeforge/cluster
 LAB_INVENTORY := inventories/lab/hosts.yml
 APT_PACKAGES := debootstrap systemd-container iproute2 iptables dpkg-dev openssh-client rsync git shellcheck kmod
 
-.PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks lab lab-down lab-status clean
+.PHONY: help deps venv collection-link test lint sanity units integration molecule benchmarks bench-deps lab lab-down lab-status clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -75,12 +75,35 @@ molecule: venv collection-link deps
 	  echo "== molecule scenario $$s: $$(( $$(date +%s) - t0 )) s"; \
 	done
 
-benchmarks: venv collection-link
-	@for b in benchmarks/*.py; do echo "== $$b"; python $$b; done
+# BENCH_NODES=1,3 picks the lab sizes of benchmarks/converge.py (default 1,3,6,12), BENCH_ARGS adds options to it,
+# BENCH_ONLY="converge levers" runs only those scripts (default: every benchmarks/*.py). docs/benchmarks.md.
+BENCH_NODES ?= 1,3,6,12
+BENCH_ARGS ?=
+BENCH_ONLY ?=
+BENCH_DIR := .build/bench
+benchmarks: venv collection-link bench-deps
+	@failed=""; for b in benchmarks/*.py; do name=$$(basename $$b .py); \
+	  if [ -n "$(BENCH_ONLY)" ] && ! echo " $(BENCH_ONLY) " | grep -q " $$name "; then continue; fi; echo "== $$b"; \
+	  if [ $$name = converge ]; then python $$b --nodes $(BENCH_NODES) $(BENCH_ARGS) || failed="$$failed $$name"; \
+	  else python $$b || failed="$$failed $$name"; fi; done; \
+	if [ -n "$$failed" ]; then echo "== benchmarks that failed:$$failed"; exit 1; fi
 
-lab: deps venv collection-link
+# matplotlib (the plot) and Mitogen (an optional strategy) for the benchmarks only, outside the CI venv.
+# Mitogen gets a directory of its own: its strategy plugins put their parent directory first on sys.path.
+bench-deps: $(BENCH_DIR)/.installed
+$(BENCH_DIR)/.installed: requirements-bench.txt | venv
+	rm -rf $(BENCH_DIR)/lib $(BENCH_DIR)/mitogen
+	$(BIN)/pip install -q --target $(BENCH_DIR)/lib -r requirements-bench.txt
+	mkdir -p $(BENCH_DIR)/mitogen && mv $(BENCH_DIR)/lib/mitogen $(BENCH_DIR)/lib/ansible_mitogen $(BENCH_DIR)/mitogen/
+	touch $@
+
+# MITOGEN=1 converges with Mitogen for Ansible's mitogen_linear strategy (optional, from requirements-bench.txt;
+# docs/benchmarks.md has its figures). The default is Ansible's own linear strategy.
+MITOGEN ?=
+LAB_ANSIBLE_ENV = $(if $(filter 1,$(MITOGEN)),ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/$(BENCH_DIR)/mitogen/ansible_mitogen/plugins/strategy ANSIBLE_STRATEGY=mitogen_linear)
+lab: deps venv collection-link $(if $(filter 1,$(MITOGEN)),bench-deps)
 	python tools/lab.py up --inventory $(LAB_INVENTORY)
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	$(LAB_ANSIBLE_ENV) ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
 	python tools/lab.py summary --inventory $(LAB_INVENTORY)
 
 lab-down: venv

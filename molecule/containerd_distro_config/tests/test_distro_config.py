@@ -45,7 +45,7 @@ def test_operator_comment_and_runtime_kept(host):
 def test_effective_config(host):
     dump = tomllib.loads(_run(host, "containerd config dump"))
     cri = dump["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == host.ansible.get_variables()["containerd_sandbox_image"]
+    assert cri["sandbox_image"] == host.ansible.get_variables()["kubeforge_sandbox_image"]
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert cri["containerd"]["runtimes"]["nvidia"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"

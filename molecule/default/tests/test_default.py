@@ -44,7 +44,7 @@ def test_cri_plugin_loaded(host):
 
 def test_effective_config(config_dump, hostvars):
     cri = config_dump["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == hostvars["containerd_sandbox_image"]
+    assert cri["sandbox_image"] == hostvars["kubeforge_sandbox_image"]
     runc = cri["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True
     assert cri["registry"]["config_path"] == "/etc/containerd/certs.d"

@@ -172,6 +172,7 @@ def test_staged_files_remove_new_files_on_failure_and_stage_errors_leave_nothing
     assert not (tmp_path / "new").exists() and (tmp_path / "old").read_bytes() == b"old"
     assert _leftovers(tmp_path) == []
 
+
 def test_remove_file_compares_first_and_removes_a_link_not_its_target(tmp_path):
     target = tmp_path / "real.conf"
     target.write_text("x")

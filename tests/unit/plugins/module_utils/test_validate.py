@@ -140,6 +140,7 @@ def test_url_refused(value, problem):
     with pytest.raises(v.InputError, match="^crictl_url: .*" + re.escape(problem)):
         v.url("crictl_url", value)
 
+
 @pytest.mark.parametrize("value, expected", [(True, True), ("yes", True), (" False ", False), ("0", False), ("On", True)])
 def test_require_boolean_accepts_what_ansible_bool_options_accept(value, expected):
     assert v.require_boolean("modules[0].required", value) is expected
