@@ -78,7 +78,7 @@ checks:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kata_preflight import Host, preflight
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kernel_modules import module_name, normalize
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, require_list
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, absolute_path, require_list
 
 # The host tree read (unit tests point it at a fake one).
 ROOT = "/"
@@ -95,6 +95,7 @@ def main():
     )
     try:
         modules = [normalize(name) for name in require_list("modules", module.params["modules"], item=module_name)]
+        kata_runtime = absolute_path("kata_runtime", module.params["kata_runtime"])
     except InputError as exc:
         module.fail_json(msg=str(exc))
 
@@ -102,7 +103,7 @@ def main():
         return module.run_command(argv, environ_update={"LANGUAGE": "C", "LC_ALL": "C"})
 
     host = Host(root=ROOT, run=run, modprobe=module.get_bin_path("modprobe", opt_dirs=["/usr/sbin", "/sbin"]))
-    checks, problems = preflight(host, modules, module.params["kata_runtime"])
+    checks, problems = preflight(host, modules, kata_runtime)
     result = dict(changed=False, supported=not problems, problems=problems, checks=[check.as_dict() for check in checks])
     if problems:
         listing = "; ".join("(%d) %s" % (index + 1, problem) for index, problem in enumerate(problems))

@@ -138,3 +138,6 @@ def test_module_fails_with_the_list_unless_allowed_then_warns(tmp_path, monkeypa
     assert result["warnings"][0].startswith("This host cannot run Kata Containers yet; installed anyway because allow_unsupported is set")
     kind, result = call_main(kata_preflight.main, {"modules": ["-r"]})
     assert kind is FailJson and "must not start with '-'" in result["msg"]
+    # kata-runtime is run when it exists: a relative path (resolved against the module's working directory) is refused
+    kind, result = call_main(kata_preflight.main, {"kata_runtime": "opt/kata/bin/kata-runtime"})
+    assert kind is FailJson and "kata_runtime" in result["msg"] and "must be an absolute path" in result["msg"]
