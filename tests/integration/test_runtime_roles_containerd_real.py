@@ -17,8 +17,8 @@ import yaml
 from jinja2 import StrictUndefined
 from jinja2.nativetypes import NativeEnvironment
 import debfetch
-from test_containerd_config_real import FIXTURES, SUITES, Node, dump
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
+from containerd_config_harness import run_local
+from test_containerd_config_real import FIXTURES, SUITES, dump
 
 pytestmark = pytest.mark.real_binary
 
@@ -73,7 +73,8 @@ def merge(tmp_path, binary, text, **params):
     path = tmp_path / "config.toml"
     if text is not None:
         path.write_text(text)
-    return path, cc.run(dict(path=str(path), containerd_path=binary, **params), Node(str(tmp_path)))
+    result, _node = run_local(path=str(path), containerd_path=binary, **params)
+    return path, result
 
 
 def test_the_kata_request_is_what_the_role_documents():

@@ -93,8 +93,10 @@ def test_images_imported(host):
 
 def test_kernel_modules_present(host):
     # ask the module node_prep uses, in check mode: nothing may be left to load and nothing may be missing
-    result = host.ansible("kubeforge.cluster.kernel_modules", "modules=overlay,br_netfilter", check=True, become=True)
-    assert result.get("failed") is not True, result
+    # JSON arguments: the module refuses a comma-separated string (it would be one made-up module name)
+    result = host.ansible("kubeforge.cluster.kernel_modules", '{"modules": ["overlay", "br_netfilter"]}',
+                          check=True, become=True)
+    assert result.get("failed") is not True and "modules" in result, result
     for module in result["modules"]:
         assert module["present"] is True, module
         assert module["status"] in ("loaded", "builtin"), module
