@@ -87,20 +87,21 @@ class Lab:
         path.write_text(yaml.safe_dump(data))
         return str(path)
 
-    def converge(self, *extra, inventories=(), timeout=900):
-        """ansible-playbook of the stage with the molecule inventory (+ ``inventories``); ``(rc, output, recap)``."""
-        playbook = str(Path(sys.executable).with_name("ansible-playbook"))
-        argv = [playbook, "-i", str(self.inventory_file.parent)]
+    def converge(self, *extra, inventories=(), timeout=900, playbook="converge.yml"):
+        """ansible-playbook of the stage (or another ``playbook`` of the scenario) with the molecule inventory
+        (+ ``inventories``); ``(rc, output, recap)``."""
+        program = str(Path(sys.executable).with_name("ansible-playbook"))
+        argv = [program, "-i", str(self.inventory_file.parent)]
         for inventory in inventories:
             argv += ["-i", inventory]
-        argv += [str(SCENARIO / "converge.yml"), *extra]
+        argv += [str(SCENARIO / playbook), *extra]
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         started = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
         output = proc.stdout + proc.stderr
         recap = {host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
                  for host, ok, changed, unreachable, failed in RECAP_RE.findall(output)}
-        print("\n[ansible-playbook %s: rc %d in %.1f s]" % (" ".join(extra), proc.returncode, time.monotonic() - started))
+        print("\n[ansible-playbook %s %s: rc %d in %.1f s]" % (playbook, " ".join(extra), proc.returncode, time.monotonic() - started))
         return proc.returncode, output, recap
 
     # --- figures --------------------------------------------------------------------------------------------
