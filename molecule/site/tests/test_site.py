@@ -30,6 +30,8 @@ WORKERS = ["node4"]
 ALL = CONTROL_PLANES + WORKERS + ["node5"]
 LOG_DIR = "/var/log/kubeforge-test-doubles"
 ADMIN = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"]
+CONTAINERD = "unix:///run/containerd/containerd.sock"
+CRI_DOCKERD = "unix:///run/cri-dockerd.sock"
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_init_ran_exactly_once_on_the_first_control_plane(hosts):
     assert "--upload-certs" in record["argv"] and record["upload_certs"]
     assert record["argv"][-3:] == ["--config", "/etc/kubernetes/kubeadm/init.yaml", "--upload-certs"]
     assert record["server"] == "https://127.0.0.1:6443"  # through the node-local apiserver proxy
-    assert record["cri_socket"] == "unix:///run/containerd/containerd.sock"
+    assert record["cri_socket"] == CONTAINERD
 
 
 def test_control_planes_join_one_at_a_time_in_inventory_order_then_the_workers(hosts):
@@ -94,6 +96,8 @@ def test_control_planes_join_one_at_a_time_in_inventory_order_then_the_workers(h
     assert joins[1]["time"] >= joins[0]["end"], "node3 started joining before node2 had finished"
     assert joins[2]["time"] >= joins[1]["end"], "a worker joined before the control planes had"
     assert all(r["certificate_key_given"] == r["control_plane"] for r in joins)
+    # the criSocket each node gave kubeadm is the endpoint of its runtime (node4 on Docker through cri-dockerd)
+    assert {r["node"]: r["cri_socket"] for r in joins} == {"node2": CONTAINERD, "node3": CONTAINERD, "node4": CRI_DOCKERD}
     assert {r["endpoint"] for r in joins} == {"127.0.0.1:6443"}  # each node joined through its own apiserver proxy
 
 
@@ -142,7 +146,7 @@ def test_the_cluster_has_the_inventorys_nodes_labels_taints_csrs_and_add_ons(hos
     approved = calls(hosts, "node1", "certificate", "approve", component="kubectl")
     assert len(approved) == 1 and sorted(approved[0]["approved"]) == sorted(c["metadata"]["name"] for c in csrs)
     applied = calls(hosts, "node1", "apply", component="kubectl")
-    assert [r["objects"] for r in applied] == [["ConfigMap/kube-system/lab-cni-config"]]
+    assert [sorted(r["objects"]) for r in applied] == [["ConfigMap/kube-system/lab-cni-config", "RuntimeClass//kata"]]
 
 
 def test_admin_conf_was_fetched_private(hosts):
@@ -167,9 +171,9 @@ def test_scale_touches_only_the_new_node(hosts):
 def test_remove_node_drains_resets_and_deletes(hosts):
     changed, _out = playbook("remove_node.yml", "-e", json.dumps({"kubeadm_remove_nodes": ["node4", "node3"]}))
     assert changed["node4"] > 0 and changed["node3"] > 0
-    for node in ["node4", "node3"]:
+    for node, socket in [("node4", CRI_DOCKERD), ("node3", CONTAINERD)]:
         resets = calls(hosts, node, "reset")
-        assert len(resets) == 1 and resets[0]["cri_socket"] == "unix:///run/containerd/containerd.sock"
+        assert len(resets) == 1 and resets[0]["cri_socket"] == socket
         assert "--force" in resets[0]["argv"]
         assert not hosts[node].file("/etc/kubernetes/kubelet.conf").exists
         # through the API of a control-plane node that stays (the first whose API server answered)
