@@ -120,11 +120,12 @@ def _host_value(hostvars, host, name, default):
     return default if value is None else value
 
 
-def kubeadm_node_settings(hostvars, nodes, control_planes, schedulable_control_plane=False):
+def kubeadm_node_settings(hostvars, nodes, control_planes, schedulable_control_plane=False, kata_labels=None):
     """``{"wanted": {node name: {labels, taints, schedulable_control_plane}}, "csr_nodes": {node name: {addresses, names}}}``.
 
     Per host: ``kubeadm_node_name`` (default the inventory name), ``kubeadm_node_labels`` + ``kubeadm_node_api_labels``,
-    ``kubeadm_node_taints``, ``ansible_host``, ``kubeadm_advertise_address``, ``kubeadm_kubelet_serving_addresses``.
+    ``kubeadm_node_taints``, ``ansible_host``, ``kubeadm_advertise_address``, ``kubeadm_kubelet_serving_addresses``;
+    hosts with ``kubeforge_kata_enabled`` also get ``kata_labels`` (what the Kata RuntimeClass's nodeSelector asks for).
     """
     if not isinstance(nodes, list) or not isinstance(control_planes, list):
         raise AnsibleFilterError("kubeadm_node_settings needs the kube_nodes and control_plane host lists")
@@ -133,6 +134,8 @@ def kubeadm_node_settings(hostvars, nodes, control_planes, schedulable_control_p
         name = _host_value(hostvars, host, "kubeadm_node_name", "") or host
         labels = dict(_host_value(hostvars, host, "kubeadm_node_labels", {}))
         labels.update(_host_value(hostvars, host, "kubeadm_node_api_labels", {}))
+        if str(_host_value(hostvars, host, "kubeforge_kata_enabled", False)).lower() in ("true", "yes", "1"):
+            labels.update(kata_labels or {})
         wanted[name] = {"labels": {str(k): str(v) for k, v in labels.items()},
                         "taints": _host_value(hostvars, host, "kubeadm_node_taints", None),
                         "schedulable_control_plane": bool(schedulable_control_plane) and host in control_planes}

@@ -128,7 +128,9 @@ def test_the_second_run_and_check_mode_called_nothing_that_changes_the_cluster(h
         assert len(inits(hosts, node)) + len(calls(hosts, node, "join")) <= 1
     assert len(calls(hosts, "node1", "init", "phase", "upload-certs")) == 1
     mutating = [r for r in records(hosts, "node1", "kubectl") if not {"get", "diff"} & set(r["argv"])]
-    assert [r["argv"][3] for r in mutating] == ["certificate", "taint", "taint", "taint", "label", "apply"]
+    assert [r["argv"][3:5] + [r["argv"][5][:5]] for r in mutating if r["argv"][3] in ("label", "taint")] == [
+        ["taint", "node", "node1"], ["label", "node", "node2"], ["taint", "node", "node2"], ["taint", "node", "node3"], ["label", "node", "node4"]]
+    assert [r["argv"][3] for r in mutating if r["argv"][3] not in ("label", "taint")] == ["certificate", "apply"]
 
 
 def test_the_cluster_has_the_inventorys_nodes_labels_taints_csrs_and_add_ons(hosts):
@@ -140,6 +142,7 @@ def test_the_cluster_has_the_inventorys_nodes_labels_taints_csrs_and_add_ons(hos
         taints = [(t["key"], t.get("value", ""), t["effect"]) for t in node["spec"].get("taints") or []]
         assert taints == ([("dedicated", "lab", "NoSchedule")] if name == "node4" else []), name  # control planes schedulable
     assert nodes["node4"]["metadata"]["labels"]["node-role.kubernetes.io/worker"] == ""
+    assert [n for n in sorted(nodes) if nodes[n]["metadata"]["labels"].get("katacontainers.io/kata-runtime") == "true"] == ["node2"]
     csrs = [i for i in items if i["kind"] == "CertificateSigningRequest"]
     assert sorted(c["spec"]["username"] for c in csrs) == ["system:node:" + n for n in ["node1", "node2", "node3", "node4"]]
     assert all(c["status"]["conditions"][0]["type"] == "Approved" for c in csrs)

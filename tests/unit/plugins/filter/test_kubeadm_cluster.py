@@ -151,3 +151,9 @@ def test_node_updates_read_kubectls_json_text():
     assert kubeadm_node_updates(text, {"w1": {"labels": {"zone": "a"}}}) == [["label", "node", "w1", "--overwrite", "zone=a"]]
     with pytest.raises(AnsibleFilterError, match="not JSON"):
         kubeadm_node_updates("error: You must be logged in", {})
+
+
+def test_kata_nodes_get_the_runtimeclass_selector_labels():
+    hv = {"w1": {"kubeforge_kata_enabled": True}, "w2": {"kubeforge_kata_enabled": False}, "w3": {}}
+    wanted = kubeadm_node_settings(hv, ["w1", "w2", "w3"], [], kata_labels={"katacontainers.io/kata-runtime": "true"})["wanted"]
+    assert [wanted[n]["labels"] for n in ["w1", "w2", "w3"]] == [{"katacontainers.io/kata-runtime": "true"}, {}, {}]
