@@ -24,7 +24,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils import _etcd_clu
 from ansible_collections.kubeforge.cluster.plugins.module_utils._cfssl import Cfssl
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_node import read_bootstrap
 from ansible_collections.kubeforge.cluster.plugins.modules import etcd_health
-from etcd_harness import EtcdHarness, run
+from etcd_harness import SHORT_TIMEOUT, EtcdHarness, run
 from etcd_writer import Writer
 from module_harness import ExitJson, FailJson, call_main, patch_module_exits
 
@@ -207,7 +207,8 @@ def test_killed_member_leaves_the_cluster_writable(etcd):
         time.sleep(3)
     assert writer.figures["lost"] == 0
     assert writer.figures["longest_stall_s"] < 3.5
-    problems = cluster.health_problems(cluster.look(etcd.etcdctl("m1" if victim != "m1" else "m2"), etcd.endpoints(THREE)),
+    problems = cluster.health_problems(cluster.look(etcd.etcdctl("m1" if victim != "m1" else "m2", command_timeout=SHORT_TIMEOUT),
+                                                    etcd.endpoints(THREE)),
                                        "m2" if victim == "m1" else "m1")
     assert any(victim in problem for problem in problems)
     etcd.services[victim].start()

@@ -27,6 +27,7 @@ INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 sys.path.insert(0, str(PROJECT / "tests"))
+sys.path.insert(0, str(PROJECT / ".build" / "collections"))
 
 from etcd_writer import Writer, check_endpoints  # noqa: E402
 
@@ -103,6 +104,13 @@ def etcd_process(name):
     out = machine(name).check_output("systemctl show etcd -p MainPID -p ActiveEnterTimestampMonotonic")
     values = dict(line.split("=", 1) for line in out.splitlines())
     return int(values["MainPID"]), int(values["ActiveEnterTimestampMonotonic"])
+
+
+def member_state(name):
+    """What a refused run must leave alone on a member, read in one ssh command: the etcd process (MainPID and start
+    time), the installed certificate generation and the config file's checksum."""
+    return machine(name).check_output(
+        "systemctl show etcd -p MainPID -p ActiveEnterTimestampMonotonic; readlink /etc/etcd/pki/current; md5sum /etc/etcd/etcd.conf.yml")
 
 
 def pki(name):
