@@ -16,6 +16,7 @@ processes, so ``_etcd_cluster`` runs unchanged against them.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -44,9 +45,15 @@ def run(argv):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@functools.lru_cache(maxsize=None)
+def _fetch_root(package, suite):
+    """Each package once per test process: every fetch asks apt-cache for the candidate version (seconds of CPU)."""
+    return debfetch.fetch(package, suite)
+
+
 def fetch_bin(package, suite, name):
     try:
-        root = debfetch.fetch(package, suite)
+        root = _fetch_root(package, suite)
     except (debfetch.DebFetchError, OSError) as exc:
         pytest.skip("%s from Debian %s is not available here: %s" % (package, suite, exc))
     return str(Path(root) / "usr" / "bin" / name)

@@ -123,8 +123,10 @@ class Writing:
     def __init__(self, hosts, label, figures):
         endpoints = ["https://%s:2379" % host_address(h) for h in hosts]
         check_endpoints(endpoints, lab_network())
+        # 20 writes a second at most: enough to see a stall of a tenth of a second, and little controller CPU taken
+        # from the playbook run it measures (benchmarks/etcd_rolling.py writes every 10 ms)
         self.writer = Writer(endpoints, str(pki("ca") / "cert.pem"), str(pki("node1-admin") / "cert.pem"),
-                             str(pki("node1-admin") / "key.pem"), "/kubeforge-writer/%s" % label.replace(" ", "-"))
+                             str(pki("node1-admin") / "key.pem"), "/kubeforge-writer/%s" % label.replace(" ", "-"), interval=0.05)
         self.label, self.figures = label, figures
         self.thread = threading.Thread(target=self.writer.run, daemon=True)
 
