@@ -101,9 +101,14 @@ $(BENCH_DIR)/.installed: requirements-bench.txt | venv
 # docs/benchmarks.md has its figures). The default is Ansible's own linear strategy.
 MITOGEN ?=
 LAB_ANSIBLE_ENV = $(if $(filter 1,$(MITOGEN)),ANSIBLE_STRATEGY_PLUGINS=$(CURDIR)/$(BENCH_DIR)/mitogen/ansible_mitogen/plugins/strategy ANSIBLE_STRATEGY=mitogen_linear)
+# kubeadm, kubelet and kubectl in the lab are the TEST DOUBLES of tests/doubles (no reachable registry has the real
+# ones), installed through the kubeadm role's artifacts path as an air-gapped operator would.
+LAB_KUBEADM_ARTIFACTS := $(CURDIR)/.cache/kubeadm-test-doubles/debs
 lab: deps venv collection-link $(if $(filter 1,$(MITOGEN)),bench-deps)
 	python tools/lab.py up --inventory $(LAB_INVENTORY)
-	$(LAB_ANSIBLE_ENV) ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
+	python tests/doubles/build.py --version 1.37.0 --debs $(LAB_KUBEADM_ARTIFACTS)
+	$(LAB_ANSIBLE_ENV) ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml \
+	  -e kubeadm_install_method=artifacts -e kubeadm_artifacts_dir=$(LAB_KUBEADM_ARTIFACTS)
 	python tools/lab.py summary --inventory $(LAB_INVENTORY)
 
 lab-down: venv

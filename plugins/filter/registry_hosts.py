@@ -115,8 +115,9 @@ def _section(lines, entry, table, indent):
             lines.append("%s  %s = %s" % (indent, _toml(name), _toml(entry["headers"][name])))
 
 
-def registry_file(host, settings, option="containerd_registries"):
-    """``{"content": hosts.toml text, "secret": bool}`` for one registry host (validated first)."""
+def check_registry(host, settings, option="containerd_registries"):
+    """``(entry, mirrors)``: one registry host's settings validated and normalised (``ca`` a list, mirror
+    capabilities defaulted, ``auth`` turned into an Authorization header). Also read by the image_tools role."""
     where = "%s[%r]" % (option, host)
     if not isinstance(host, str) or host != "_default":
         try:
@@ -136,6 +137,12 @@ def registry_file(host, settings, option="containerd_registries"):
             raise InputError(mirror_where, "needs a url")
         checked.setdefault("capabilities", list(DEFAULT_MIRROR_CAPABILITIES))
         checked_mirrors.append(checked)
+    return entry, checked_mirrors
+
+
+def registry_file(host, settings, option="containerd_registries"):
+    """``{"content": hosts.toml text, "secret": bool}`` for one registry host (validated first)."""
+    entry, checked_mirrors = check_registry(host, settings, option)
     lines = [
         '%s (%s["%s"]): edits are overwritten and this' % (MARKER, option, host),
         "# directory is removed when the host leaves %s. containerd reads it on each pull, no restart." % option,
@@ -145,6 +152,20 @@ def registry_file(host, settings, option="containerd_registries"):
         _section(lines, mirror, "host." + _toml(mirror["url"]), "  ")
     secret = "headers" in entry or any("headers" in m for m in checked_mirrors)
     return {"content": "".join(line + "\n" for line in lines), "secret": secret}
+
+
+def checked_registries(registries, option="containerd_registries"):
+    """Registry host -> ``{"entry", "mirrors"}`` validated by ``check_registry``; errors name the entry."""
+    try:
+        if not isinstance(registries, dict):
+            raise InputError(option, "must be a dict keyed by registry host, got %s" % type_name(registries))
+        checked = {}
+        for host in sorted(registries, key=str):
+            entry, mirrors = check_registry(host, registries[host], option)
+            checked[host] = {"entry": entry, "mirrors": mirrors}
+        return checked
+    except InputError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def containerd_registry_files(registries, option="containerd_registries"):

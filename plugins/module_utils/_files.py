@@ -26,6 +26,10 @@ class ManagedFileError(Exception):
     """The managed file cannot be read or replaced safely; the message names the file and the fix."""
 
 
+class ChangedMeanwhileError(ManagedFileError):
+    """The file is not what the caller read any more: another writer changed it (nothing was written)."""
+
+
 def resolve_managed(path):
     """The regular file ``path`` stands for (itself, or a symlink's final target, which may not exist yet
     only when ``path`` itself does not exist)."""
@@ -111,23 +115,36 @@ def replace_file(module, path, content, mode=0o644, expected=None, backup=False)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    with directory_lock(directory):
-        if expected is not None:
-            if not _unchanged(path, expected):
-                raise ManagedFileError("%s was changed by someone else while this task worked on it; nothing was written. "
-                                       "Run the task again to merge into the new content" % path)
-        backup_file = module.backup_local(path) if backup and os.path.exists(path) else None
-        fd, staged = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
+    fd, staged = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return install_staged(module, path, staged, mode=mode, expected=expected, backup=backup)
+
+
+def install_staged(module, path, staged, mode=0o644, expected=None, backup=False):
+    """Move ``staged`` (a file already written in ``path``'s own directory) over ``path``, with the rules of
+    ``replace_file``; ``staged`` is gone afterwards, also on failure. ``ChangedMeanwhileError`` when
+    ``expected`` no longer holds."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        with directory_lock(directory):
+            if expected is not None and not _unchanged(path, expected):
+                raise ChangedMeanwhileError("%s was changed by someone else while this task worked on it; nothing was written. "
+                                            "Run the task again to merge into the new content" % path)
+            backup_file = module.backup_local(path) if backup and os.path.exists(path) else None
+            with open(staged, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.chmod(staged, mode)
-            module.atomic_move(staged, path, unsafe_writes=False)
-        finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+            if os.path.exists(path):
+                module.atomic_move(staged, path, unsafe_writes=False)
+            else:
+                # a new file: a rename keeps ``mode`` (atomic_move would give it the umask's default for a moment)
+                os.rename(staged, path)
+                if hasattr(module, "set_default_selinux_context"):
+                    module.set_default_selinux_context(path, False)
+    finally:
+        if os.path.exists(staged):
+            os.unlink(staged)
     return backup_file
 
 

@@ -12,11 +12,14 @@ is unit-tested with exact argv and no host.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
+import tempfile
 import time
 
+from ansible_collections.kubeforge.cluster.plugins.module_utils._files import directory_lock
 from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import (
     InputError,
     absolute_path,
@@ -34,6 +37,11 @@ ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C", "DEBIAN_FRONTEND": "noninter
 # apt-get update's own success stamp (written by us after an update, read by apt's periodic jobs and the apt module).
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 APT_LISTS = "/var/lib/apt/lists"
+# invoke-rc.d and deb-systemd-invoke ask this program before they start, restart or reload a service; exit 101 = no.
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
+POLICY_RC_D_DENY = ("#!/bin/sh\n# Written by kubeforge.cluster.packages (start_services: false) for one apt-get install, "
+                    "then removed.\nexit 101\n")
+SAVED_SUFFIX = ".kubeforge-saved"
 
 
 class PackagesError(Exception):
@@ -116,6 +124,50 @@ def first_error_line(text):
             return stripped
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+@contextlib.contextmanager
+def services_not_started(path=None):
+    """For the body, ``path`` (policy-rc.d) is a script that exits 101, so maintainer scripts start, restart or reload
+    no service. An operator's own policy-rc.d is moved aside and put back afterwards; one this function left behind
+    (the process was killed) is cleaned up first."""
+    path = path or POLICY_RC_D
+    saved = path + SAVED_SUFFIX
+    directory = os.path.dirname(path)
+    os.makedirs(directory, 0o755, exist_ok=True)
+    with directory_lock(directory):
+        if _is_ours(path):
+            if os.path.lexists(saved):
+                os.replace(saved, path)
+            else:
+                os.unlink(path)
+        operator_file = os.path.lexists(path)
+        if operator_file:
+            os.replace(path, saved)
+        staged = None
+        try:
+            fd, staged = tempfile.mkstemp(dir=directory, prefix=".policy-rc.d.kubeforge-")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(POLICY_RC_D_DENY)
+            os.chmod(staged, 0o755)
+            os.replace(staged, path)
+            staged = None
+            yield
+        finally:
+            if staged is not None:
+                os.unlink(staged)
+            if operator_file:
+                os.replace(saved, path)
+            elif _is_ours(path):
+                os.unlink(path)
+
+
+def _is_ours(path):
+    try:
+        with open(path) as handle:
+            return handle.read() == POLICY_RC_D_DENY
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class Apt:
@@ -390,7 +442,7 @@ def _fail(message, argv, result):
 
 
 def ensure(manager, requests, files=(), state="present", hold=None, cache_valid_time=3600, recommends=False,
-           allow_downgrade=False, check_mode=False):
+           allow_downgrade=False, check_mode=False, start_services=True):
     """Make the packages of ``requests`` (and the package ``files``) present or absent, with holds; one pass."""
     outcome = Outcome()
     file_packages = []  # (path, name, version)
@@ -461,7 +513,7 @@ def ensure(manager, requests, files=(), state="present", hold=None, cache_valid_
                 version = versions.get(name) or _pinned_version(spec, file_packages)
                 after[name] = {"version": version, "held": bool(after.get(name) and after[name]["held"])}
         else:
-            _install(manager, specs, spec_names, held, cache_valid_time, recommends, allow_downgrade, outcome)
+            _install(manager, specs, spec_names, held, cache_valid_time, recommends, allow_downgrade, outcome, start_services)
             now = manager.query(names)
             for request in requests:
                 if not request.satisfied_by(now.get(request.name, {}).get("version"), rpm=manager.rpm):
@@ -515,9 +567,10 @@ def _pinned_version(spec, file_packages):
     return version if version and not version.endswith("*") else None
 
 
-def _install(manager, specs, spec_names, held, cache_valid_time, recommends, allow_downgrade, outcome):
+def _install(manager, specs, spec_names, held, cache_valid_time, recommends, allow_downgrade, outcome, start_services=True):
     """Install ``specs``: refresh stale lists first, once more when a package is unknown; holds on the packages
-    whose version must change are released for the transaction and put back afterwards."""
+    whose version must change are released for the transaction and put back afterwards. ``start_services=False``
+    (apt) runs the transaction under a policy-rc.d that refuses every service start; rpm scriptlets start nothing."""
     age = manager.cache_age()
     if age is None or age > cache_valid_time:
         manager.update()
@@ -527,15 +580,17 @@ def _install(manager, specs, spec_names, held, cache_valid_time, recommends, all
         argv, result = manager.set_hold(relock, False)
         if result[0] != 0:
             _fail("releasing the hold on %s for the new version failed: %s" % (", ".join(relock), first_error_line(result[2])), argv, result)
+    quiet = services_not_started() if not start_services and isinstance(manager, Apt) else contextlib.nullcontext()
     try:
-        argv, result = manager.install(specs, recommends, allow_downgrade)
-        if result[0] != 0 and manager.unknown_package(result[2] or result[1]):
-            if isinstance(manager, Apt) and not outcome.cache_updated:
-                manager.update()
-                outcome.cache_updated = True
-                argv, result = manager.install(specs, recommends, allow_downgrade)
-            elif isinstance(manager, Dnf):
-                argv, result = manager.install(specs, recommends, allow_downgrade, refresh=True)
+        with quiet:
+            argv, result = manager.install(specs, recommends, allow_downgrade)
+            if result[0] != 0 and manager.unknown_package(result[2] or result[1]):
+                if isinstance(manager, Apt) and not outcome.cache_updated:
+                    manager.update()
+                    outcome.cache_updated = True
+                    argv, result = manager.install(specs, recommends, allow_downgrade)
+                elif isinstance(manager, Dnf):
+                    argv, result = manager.install(specs, recommends, allow_downgrade, refresh=True)
         if result[0] != 0:
             error = first_error_line(result[2] or result[1])
             hint = ""

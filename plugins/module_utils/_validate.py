@@ -142,6 +142,25 @@ def require_scalar(option, value):
     raise InputError(option, "must be a string, number or bool, got %s" % type_name(value))
 
 
+def plain_data(option, value):
+    """Structured input (dicts, lists, strings, numbers, bools; Ansible's tagged subclasses included) as plain
+    Python values, e.g. to render a TOML or JSON file. Null and other types are refused, naming where they are."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(require_str(option, value, allow_empty=True, multiline=True))
+    if isinstance(value, (list, tuple)):
+        return [plain_data("%s[%d]" % (option, index), item) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        require_dict(option, value)
+        return {str(key): plain_data("%s.%s" % (option, key), item) for key, item in value.items()}
+    raise InputError(option, "must be a string, number, bool, list or dict, got %s" % type_name(value))
+
+
 def absolute_path(option, value):
     """An absolute path without ``..``; returned normalised (``//`` and ``/./`` collapsed, no trailing ``/``)."""
     require_str(option, value)

@@ -22,15 +22,21 @@ description:
     containerd, which changes nothing else.
   - Validates the result with the node's binary (C(containerd --config <candidate> config dump)) before the file is
     replaced, also in check mode, and fails unless every requested value is the effective one and the CRI plugin is
-    enabled. containerd 2.x only warns about (and ignores) the CRI keys of a version 1 file; that is a failure here
+    enabled (disabled with O(disable_cri=true)). containerd 2.x only warns about (and ignores) the CRI keys of a version 1 file; that is a failure here
     unless O(migrate=true).
-  - B(Where the work runs.) The action plugin does the TOML merge on the controller (the Python library C(tomlkit)
-    is needed there only) and uses the managed node only to read the file, run C(containerd) and install the result,
-    so the node needs nothing but python3; nothing is installed on the node. Without the action plugin
-    (for example when the module is run directly on a host) the same code runs on the node and needs C(tomlkit) there.
-  - The file is written atomically in its own directory, keeping owner and mode; on any failure it is left untouched.
+  - B(Where the work runs.) This is an action plugin. The TOML merge runs on the controller (the Python library
+    C(tomlkit) is needed there only). On the node it runs the helper module M(kubeforge.cluster.containerd_config_node),
+    which needs only python3, at most three times per task (inspect; C(config dump) of the candidate; install of that
+    same candidate), once for a file that is already as requested; a C(migrate) that uses C(containerd config migrate)
+    adds one run.
+  - The file is written atomically in its own directory, keeping owner and mode, only when it is still what was read
+    (a change by another writer in between makes the task read and merge again); on any failure it is left untouched.
     C(changed) compares the data, not the text, so a file that already holds the values is not rewritten.
-  - The diff shows the whole file. If it holds registry credentials, set C(no_log) or turn diff mode off for the task.
+    A symlink is followed to the regular file it points to (the link stays); a link to anything else is refused.
+  - B(Credentials.) Values under the keys C(password), C(auth), C(identitytoken), C(token), C(registrytoken),
+    C(secret), C(private_key) and O(secret_keys), in the request and in the file, never appear in the result, in
+    warnings, in errors or in the diff (masked as C(********) on both sides). A failure names the key or line, never
+    the file's content. A new file that holds credentials is created with mode C(0600).
 extends_documentation_fragment:
   - kubeforge.cluster.attributes
 attributes:
@@ -42,8 +48,9 @@ attributes:
     support: full
 options:
   path:
-    description: The containerd configuration file.
-    type: path
+    description:
+      - The containerd configuration file, an absolute path. A symlink is followed to the regular file it points to.
+    type: str
     default: /etc/containerd/config.toml
   sandbox_image:
     description:
@@ -89,14 +96,36 @@ options:
       - With C(false) the list is left as it is.
     type: bool
     default: true
+  disable_cri:
+    description:
+      - Add the CRI plugin to C(disabled_plugins) (C(io.containerd.grpc.v1.cri); C(cri) in a version 1 file, and a short
+        C(cri) in a version 2+ file is replaced by the full id, which containerd requires there), so this containerd serves
+        no CRI endpoint. For the containerd under Docker Engine on a node whose CRI runtime is cri-dockerd, where a second
+        CRI endpoint makes kubeadm stop with "Found multiple CRI endpoints".
+      - Validation then requires the CRI plugin to be disabled. Takes precedence over O(enable_cri).
+    type: bool
+    default: false
   merge:
     description:
       - A nested dictionary deep-merged into the document for anything the other options do not cover.
         Dictionaries become tables, other values replace the file's value. Keys are those of the file's config version.
       - Applied before the other options, which therefore win.
+      - Values must be TOML values (strings, numbers, bools, dates, lists, dicts); null and other types fail with
+        the key named, nothing is converted to a string.
     type: dict
+  secret_keys:
+    description:
+      - Further key names (case-insensitive) whose values are credentials, in addition to C(password), C(auth),
+        C(identitytoken), C(token), C(registrytoken), C(secret) and C(private_key).
+    type: list
+    elements: str
+    default: []
   containerd_path:
-    description: The containerd binary on the node, used for C(config default), C(config migrate) and validation.
+    description:
+      - The containerd binary on the node, used for C(config default), C(config migrate) and validation, as
+        a command name looked up in E(PATH) or an absolute path.
+      - A binary that exists but exits non-zero on C(--version) fails the task with its rc, stdout and stderr
+        (unless O(validate=false)).
     type: str
     default: containerd
   validate:
@@ -120,7 +149,7 @@ options:
     type: bool
     default: false
 requirements:
-  - tomlkit (on the controller; on the node only when the module runs without its action plugin)
+  - tomlkit on the controller (nothing on the node but python3)
   - containerd on the node, for validation and for creating a missing file from C(containerd config default)
 notes:
   - containerd reads its configuration only at start; restart it when RV(restart_required) is true
@@ -177,8 +206,8 @@ changed:
   returned: always
   type: bool
 diff:
-  description: The whole file before and after (also without C(--diff)).
-  returned: always
+  description: The whole file before and after, credentials masked on both sides.
+  returned: in diff mode
   type: dict
   contains:
     before:
@@ -272,92 +301,3 @@ values:
     default_runtime: runc
     runtimes: {runc: io.containerd.runc.v2, kata: io.containerd.kata.v2}
 """
-
-import os
-import tempfile
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.kubeforge.cluster.plugins.module_utils._files import write_file_atomic
-from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import (
-    HAS_TOMLKIT,
-    TOMLKIT_IMPORT_ERROR,
-    ContainerdConfigError,
-    NodeOps,
-    argument_spec,
-    run,
-)
-
-C_ENV = {"LANG": "C", "LC_ALL": "C", "LANGUAGE": "C"}
-
-
-class LocalOps(NodeOps):
-    """Node-side implementation: everything happens on the host the module runs on."""
-
-    def __init__(self, module):
-        self.module = module
-        self.temps = []
-
-    def read(self, path):
-        if os.path.isdir(path):
-            raise ContainerdConfigError("%s is a directory; path must name the config file" % path)
-        if not os.path.exists(path):
-            return False, None
-        with open(path, "rb") as handle:
-            data = handle.read()
-        try:
-            return True, data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ContainerdConfigError("%s is not UTF-8 text (%s); TOML files must be UTF-8" % (path, exc)) from None
-
-    def run(self, argv):
-        binary = argv[0]
-        if os.sep not in binary:
-            found = self.module.get_bin_path(binary)
-            if not found:
-                return 127, "", "%s: command not found in PATH" % binary
-            argv = [found] + list(argv[1:])
-        elif not os.access(binary, os.X_OK):
-            return 127, "", "%s: no such executable" % binary
-        return self.module.run_command(argv, environ_update=C_ENV)
-
-    def write_temp(self, text):
-        fd, name = tempfile.mkstemp(prefix="containerd-config-", suffix=".toml", dir=self.module.tmpdir)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-        self.temps.append(name)
-        return name
-
-    def install(self, temp_path, text, path, existed, backup):
-        backup_file = None
-        if existed and backup:
-            backup_file = self.module.backup_local(path)
-        write_file_atomic(self.module, path, text)
-        return backup_file
-
-    def cleanup(self):
-        for name in self.temps:
-            if os.path.exists(name):
-                os.unlink(name)
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_TOMLKIT:
-        module.fail_json(
-            msg=missing_required_lib("tomlkit", reason="to merge the TOML file on this host (the action plugin does it on the controller)"),
-            exception="".join(traceback.format_exception(type(TOMLKIT_IMPORT_ERROR), TOMLKIT_IMPORT_ERROR, TOMLKIT_IMPORT_ERROR.__traceback__)))
-    ops = LocalOps(module)
-    try:
-        result = run(module.params, ops, check_mode=module.check_mode)
-    except ContainerdConfigError as exc:
-        ops.cleanup()
-        module.fail_json(msg=exc.msg, **exc.extra)
-    ops.cleanup()
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

@@ -82,6 +82,16 @@ options:
     description: Allow a pin or a package file to install an older version than the installed one (apt).
     type: bool
     default: false
+  start_services:
+    description:
+      - V(false) installs with apt under a temporary C(/usr/sbin/policy-rc.d) that exits 101, so the packages'
+        maintainer scripts neither start their services nor restart or reload ones already running (for example the
+        distribution's C(nginx.service) when a role runs its own nginx unit). An existing C(policy-rc.d) of the
+        operator is moved aside for the transaction and put back; the temporary one is removed.
+      - Services are still enabled as the packages ship them; disable them in the role if they must stay off.
+      - dnf and yum start no service on installation anyway; there the option changes nothing.
+    type: bool
+    default: true
   lock_timeout:
     description: Seconds apt waits for the dpkg lock held by another process (for example unattended-upgrades).
     type: int
@@ -111,6 +121,11 @@ EXAMPLES = r"""
   kubeforge.cluster.packages:
     debs:
       - /var/cache/kubeforge/containerd_1.7.24~ds1-4_amd64.deb
+
+- name: Install nginx without starting the distribution's nginx.service
+  kubeforge.cluster.packages:
+    names: [nginx, libnginx-mod-stream]
+    start_services: false
 
 - name: Remove Docker's packages
   kubeforge.cluster.packages:
@@ -194,6 +209,7 @@ def argument_spec():
         install_recommends=dict(type="bool", default=False),
         allow_downgrade=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=120),
+        start_services=dict(type="bool", default=True),
     )
 
 
@@ -214,7 +230,8 @@ def main():
     try:
         manager = manager_for(module, params["lock_timeout"])
         outcome = ensure(manager, requests, files, state=params["state"], hold=params["hold"], cache_valid_time=params["cache_valid_time"],
-                         recommends=params["install_recommends"], allow_downgrade=params["allow_downgrade"], check_mode=module.check_mode)
+                         recommends=params["install_recommends"], allow_downgrade=params["allow_downgrade"], check_mode=module.check_mode,
+                         start_services=params["start_services"])
     except PackagesError as exc:
         module.fail_json(msg=exc.msg, **exc.extra)
     for warning in outcome.warnings:

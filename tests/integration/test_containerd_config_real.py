@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """containerd_config against the real containerd 1.6 (bookworm), 1.7 (trixie) and 2.1 (sid).
 
+The controller's run() drives the real node-side helper module in-process (tests/containerd_config_harness.py).
 Each merge result is judged by the real binary, independently of the module's own check:
 ``containerd --config FILE config dump`` must show the CRI plugin enabled and every requested
 value effective, or the run must fail with a clear message where the combination cannot work.
@@ -11,15 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import debfetch
 import pytest
 import tomllib
-from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
+from containerd_config_harness import run_local
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_schema import ContainerdConfigError
 
 pytestmark = pytest.mark.real_binary
 
@@ -63,40 +63,6 @@ def containerd(request):
     binary = Path(root) / "usr" / "bin" / "containerd"
     assert binary.exists(), "the containerd package of %s has no usr/bin/containerd" % suite
     return SUITES[suite], str(binary)
-
-
-class Node(cc.NodeOps):
-    """This machine as the managed node: real files, the real binary."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-
-    def read(self, path):
-        if not os.path.exists(path):
-            return False, None
-        return True, Path(path).read_text()
-
-    def run(self, argv):
-        env = dict(os.environ, LANG="C", LC_ALL="C", LANGUAGE="C")
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
-        except FileNotFoundError as exc:
-            return 127, "", str(exc)
-        return proc.returncode, proc.stdout, proc.stderr
-
-    def write_temp(self, text):
-        fd, name = tempfile.mkstemp(dir=self.workdir, suffix=".toml")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        return name
-
-    def install(self, temp_path, text, path, existed, backup):
-        backup_file = None
-        if existed and backup:
-            backup_file = path + ".bak"
-            shutil.copy2(path, backup_file)
-        os.replace(temp_path, path)
-        return backup_file
 
 
 def dump(binary, path):
@@ -149,11 +115,12 @@ def assert_request_effective(binary, path, request):
 
 
 def apply(tmp_path, binary, text, **params):
+    """One task with the real node-side helper module (in-process) and the real binary."""
     path = tmp_path / "config.toml"
     if text is not None:
         path.write_text(text)
-    params = dict(path=str(path), containerd_path=binary, **params)
-    return path, cc.run(params, Node(str(tmp_path)))
+    result, _node = run_local(path=str(path), containerd_path=binary, **params)
+    return path, result
 
 
 # Where a combination cannot work, the run must fail with this message and leave the file alone.
@@ -173,7 +140,7 @@ def test_matrix(tmp_path, containerd, name):
     expected_error = IMPOSSIBLE.get((release, name))
     if expected_error:
         path.write_text(text)
-        with pytest.raises(cc.ContainerdConfigError) as err:
+        with pytest.raises(ContainerdConfigError) as err:
             apply(tmp_path, binary, text, **REQUEST)
         assert expected_error in err.value.msg
         assert path.read_text() == text
@@ -203,7 +170,7 @@ def test_v1_file_without_migrate(tmp_path, containerd):
         return
     path = tmp_path / "config.toml"
     path.write_text(text)
-    with pytest.raises(cc.ContainerdConfigError) as err:
+    with pytest.raises(ContainerdConfigError) as err:
         apply(tmp_path, binary, text, **SEED_REQUEST)
     msg = err.value.msg
     assert "expected 'registry.example.internal:5000/pause:3.10-kf'" in msg
@@ -244,7 +211,7 @@ def test_short_cri_name_in_a_v2_file_is_refused_by_containerd(tmp_path, containe
     text = 'version = 2\ndisabled_plugins = ["cri"]\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
-    with pytest.raises(cc.ContainerdConfigError) as err:
+    with pytest.raises(ContainerdConfigError) as err:
         apply(tmp_path, binary, text, enable_cri=False, sandbox_image="registry.example.internal:5000/pause:3.10-kf")
     assert "containerd rejected the merged" in err.value.msg
     assert 'invalid disabled plugin URI "cri"' in err.value.msg
@@ -259,7 +226,21 @@ def test_cri_left_disabled_is_a_failure(tmp_path, containerd):
     text = 'version = %d\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' % version
     path = tmp_path / "config.toml"
     path.write_text(text)
-    with pytest.raises(cc.ContainerdConfigError) as err:
+    with pytest.raises(ContainerdConfigError) as err:
         apply(tmp_path, binary, text, enable_cri=False, sandbox_image="registry.example.internal:5000/pause:3.10-kf")
     assert "the CRI plugin is disabled (disabled_plugins contains io.containerd.grpc.v1.cri)" in err.value.msg
     assert path.read_text() == text
+
+
+@pytest.mark.parametrize("name", ["docker-default", "empty"])
+def test_disable_cri_for_a_docker_only_containerd(tmp_path, containerd, name):
+    """disable_cri: the real binary's dump shows the CRI plugin disabled (also where the file had the short "cri",
+    which containerd refuses in version 2+), and the second run changes nothing."""
+    release, binary = containerd
+    _path, first = apply(tmp_path, binary, INPUTS[name], disable_cri=True)
+    path = tmp_path / "config.toml"
+    data, _stderr = dump(binary, path)
+    assert first["validated"] and first["values"]["cri_enabled"] is False
+    assert "io.containerd.grpc.v1.cri" in data["disabled_plugins"] and "cri" not in data["disabled_plugins"], release
+    _path, second = apply(tmp_path, binary, None, disable_cri=True)
+    assert second["changed"] is False

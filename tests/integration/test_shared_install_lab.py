@@ -3,7 +3,8 @@
 """kubeforge.cluster.packages and release_artifact on a real Debian machine of the lab (tools/lab.py, one machine).
 
 packages installs, holds and removes real Debian packages from the Debian mirror (the machine has no python3-apt,
-so check mode on it is the fresh-machine case). release_artifact installs the real crictl and cri-dockerd of
+so check mode on it is the fresh-machine case), and installs atd with start_services=false under an operator's
+policy-rc.d that allows everything: atd is not started and the operator's file is back afterwards. release_artifact installs the real crictl and cri-dockerd of
 /work/shared/bin (../shared/bin beside the checkout), packed by the test into a tarball with a SHA256SUMS in a
 temporary artifacts directory the way an air-gapped operator provides them, and the same tarball downloaded by the
 machine from an HTTP server the test runs on the lab bridge (the lab's own network; nothing else is contacted).
@@ -223,7 +224,12 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
     assert rc == 0, "apt-get download tree on the machine: " + err
     deb = deb.strip()
     other = "sha256:" + "0" * 64
+    # an operator's policy-rc.d that allows every start: start_services=false must still keep atd from starting
+    operator_policy = "#!/bin/sh\n# operator policy: allow everything\nexit 0\n"
+    rc, out, err = ssh(lab, "printf '%s' > /usr/sbin/policy-rc.d && chmod 0750 /usr/sbin/policy-rc.d" % operator_policy.replace("\n", "\\n"))
+    assert rc == 0, out + err
     results = play(lab, "4-holds-and-errors", [
+        task("quiet", "kubeforge.cluster.packages", packages(["at"], start_services=False)),
         task("hold", "kubeforge.cluster.packages", packages(["tree=" + tree_version, "jq"], hold=True)),
         task("hold_again", "kubeforge.cluster.packages", packages(["tree=" + tree_version.split("-")[0] + "*"], hold=True)),
         task("unknown", "kubeforge.cluster.packages", packages(["tree", "no-such-package-kubeforge"]), ignore_errors=True),
@@ -236,6 +242,11 @@ def test_packages_and_release_artifacts_on_a_real_machine(lab, artifacts, server
         task("deb", "kubeforge.cluster.packages", {"debs": [deb]}),
         task("deb_again", "kubeforge.cluster.packages", {"debs": [deb]}),
     ])[0]
+    assert (results["quiet"]["changed"], results["quiet"]["installed"]) == (True, ["at"])
+    rc, out, err = ssh(lab, "systemctl is-enabled atd; systemctl is-active atd; stat -c '%a' /usr/sbin/policy-rc.d; cat /usr/sbin/policy-rc.d; "
+                            "ls /usr/sbin | grep -c 'policy-rc.d' ")
+    assert out.split("\n", 3)[:3] == ["enabled", "inactive", "750"], "atd was started, or the operator's policy-rc.d changed: " + out + err
+    assert out.split("\n", 3)[3] == operator_policy + "1\n", "the operator's policy-rc.d is back, nothing else left: " + out
     assert (results["hold"]["changed"], sorted(results["hold"]["held"])) == (True, ["jq", "tree"])
     assert results["hold_again"]["changed"] is False
     assert results["unknown"]["failed"] is True and results["unknown"]["rc"] == 100

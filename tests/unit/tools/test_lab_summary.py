@@ -44,7 +44,7 @@ all:
         workers: {}
     builders:
       vars:
-        image_tools_buildkit_enabled: true
+        image_tools_enabled: true
       hosts:
         w2: {}
 """

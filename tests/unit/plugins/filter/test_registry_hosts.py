@@ -145,3 +145,16 @@ def test_registries_must_be_a_dict():
 
 def test_filter_is_registered():
     assert FilterModule().filters() == {"containerd_registry_files": containerd_registry_files}
+
+
+def test_checked_registries_is_the_same_validation_as_data():
+    # what the image_tools role reads (checked_registries): the entries as hosts.toml is written from them
+    from ansible_collections.kubeforge.cluster.plugins.filter.registry_hosts import checked_registries
+
+    checked = checked_registries({"r.lab": {"ca": "/etc/ssl/r.pem", "auth": {"username": "u", "password": "p"},
+                                            "mirrors": [{"url": "https://m.lab"}]}}, "image_tools_registries")
+    assert checked == {"r.lab": {"entry": {"ca": ["/etc/ssl/r.pem"], "headers": {"Authorization": "Basic dTpw"}},
+                                 "mirrors": [{"url": "https://m.lab", "capabilities": ["pull", "resolve"]}]}}
+    with pytest.raises(AnsibleFilterError) as info:
+        checked_registries({"r.lab": {"mirrors": [{}]}}, "image_tools_registries")
+    assert str(info.value) == "image_tools_registries['r.lab'].mirrors[0]: needs a url"

@@ -1,16 +1,22 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests of the containerd config.toml merge (no containerd needed: a scripted fake answers)."""
+"""The options of containerd_config on plain data: input checks, the merge plan per version, checks, migration."""
 
 from __future__ import annotations
 
-import os
+import datetime
 from pathlib import Path
 
 import pytest
-import tomlkit
 import tomllib
 from ansible_collections.kubeforge.cluster.plugins.module_utils import _containerd_config as cc
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_schema import (
+    ContainerdConfigError,
+    binary_config_version,
+    schema_for,
+)
+from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_toml import apply_edits
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
 
 FIXTURES = Path(__file__).resolve().parents[3] / "integration" / "fixtures" / "containerd"
 
@@ -67,107 +73,72 @@ ALL_OPTIONS = dict(
 )
 
 
-def data(text):
-    return tomllib.loads(text)
+def merged(text, params, version):
+    """(new text, plan, warnings) of applying ``params`` to ``text``."""
+    plan, warnings = cc.plan_options(tomllib.loads(text), cc.Request(params), version)
+    return apply_edits(text, plan.edits, plan.data), plan, warnings
 
 
-# ----------------------------------------------------------------------------- a fake node
+# ----------------------------------------------------------------------------- input
 
 
-class FakeNode(cc.NodeOps):
-    """Real files under tmp_path; containerd answers from a script.
-
-    ``dump`` decides what ``config dump`` prints for a candidate; by default it echoes the
-    candidate (what containerd does for keys it knows), which is enough to test orchestration.
-    """
-
-    def __init__(self, tmp_path, version="containerd github.com/containerd/containerd/v2 2.1.9+unknown",
-                 default=None, dump=None, dump_rc=0, dump_stderr="", migrate=None, binary=True):
-        self.tmp_path = Path(tmp_path)
-        self.version = version
-        self.default = default if default is not None else (FIXTURES / "v3-default-2.1.toml").read_text()
-        self.dump = dump or (lambda candidate: candidate)
-        self.dump_rc = dump_rc
-        self.dump_stderr = dump_stderr
-        self.migrate = migrate
-        self.binary = binary
-        self.calls = []
-        self.installed = []
-        self.counter = 0
-
-    def read(self, path):
-        if not os.path.exists(path):
-            return False, None
-        return True, Path(path).read_text()
-
-    def run(self, argv):
-        self.calls.append(list(argv))
-        if not self.binary:
-            return 127, "", "sh: 1: %s: not found" % argv[0]
-        if argv[1:] == ["--version"]:
-            return 0, self.version + "\n", ""
-        if argv[1:] == ["config", "default"]:
-            return 0, self.default, ""
-        if argv[1] == "--config" and argv[3:] == ["config", "dump"]:
-            return self.dump_rc, (self.dump(Path(argv[2]).read_text()) if self.dump_rc == 0 else ""), self.dump_stderr
-        if argv[1] == "--config" and argv[3:] == ["config", "migrate"]:
-            return 0, self.migrate(Path(argv[2]).read_text()), ""
-        raise AssertionError("unexpected command %r" % argv)
-
-    def write_temp(self, text):
-        self.counter += 1
-        path = self.tmp_path / ("candidate-%d.toml" % self.counter)
-        path.write_text(text)
-        return str(path)
-
-    def install(self, temp_path, text, path, existed, backup):
-        self.installed.append((temp_path, path, existed, backup))
-        assert Path(temp_path).read_text() == text
-        backup_file = None
-        if existed and backup:
-            backup_file = path + ".bak"
-            Path(backup_file).write_bytes(Path(path).read_bytes())
-        os.replace(temp_path, path)
-        return backup_file
-
-
-def write(tmp_path, text, name="config.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def run_task(path, node, check_mode=False, **params):
-    params.setdefault("containerd_path", "/usr/bin/containerd")
-    return cc.run(dict(path=str(path), **params), node, check_mode=check_mode)
-
-
-# ----------------------------------------------------------------------------- parsing and versions
-
-
-def test_invalid_toml_reports_line_and_column(tmp_path):
-    path = write(tmp_path, 'version = 2\n[plugins\nfoo = 1\n')
-    before = path.read_bytes()
-    with pytest.raises(cc.ContainerdConfigError) as err:
-        run_task(path, FakeNode(tmp_path), sandbox_image="x")
-    assert "line 2" in err.value.msg and "column" in err.value.msg and str(path) in err.value.msg
-    assert err.value.extra["line"] == 2
-    assert path.read_bytes() == before
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("", None),
-    ("root = '/x'\n", None),
-    ("version = 2\n", 2),
-    ("version = 3\n", 3),
+@pytest.mark.parametrize("params, option, problem", [
+    ({"path": "etc/containerd/config.toml"}, "path", "must be an absolute path"),
+    ({"path": "/etc/../tmp/x.toml"}, "path", "'..'"),
+    ({"path": ["/etc/x"]}, "path", "must be a string, got a list"),
+    ({"sandbox_image": ["a", "b"]}, "sandbox_image", "must be a string, got a list"),
+    ({"sandbox_image": {"a": 1}}, "sandbox_image", "must be a string, got a dict"),
+    ({"sandbox_image": ""}, "sandbox_image", "must not be empty"),
+    ({"registry_config_path": "certs.d"}, "registry_config_path", "must be an absolute path"),
+    ({"default_runtime": 3}, "default_runtime", "must be a string, got an integer"),
+    ({"containerd_path": "-x"}, "containerd_path", "must not start with '-'"),
+    ({"containerd_path": "bin/containerd"}, "containerd_path", "must be an absolute path"),
+    ({"systemd_cgroup": "yes"}, "systemd_cgroup", "must be true or false"),
+    ({"runtimes": {"kata": "io.containerd.kata.v2"}}, "runtimes.kata", "must be a dict of runtime keys"),
+    ({"runtimes": {"kata": {"runtime_typo": "x"}}}, "runtimes.kata.runtime_typo", "is not a known runtime key"),
+    ({"runtimes": {"kata": {"privileged_without_host_devices": "yes"}}}, "runtimes.kata.privileged_without_host_devices", "must be true or false"),
+    ({"runtimes": {"kata": {"pod_annotations": [1]}}}, "runtimes.kata.pod_annotations[0]", "must be a string"),
+    ({"runtimes": {"kata": {"cni_max_conf_num": True}}}, "runtimes.kata.cni_max_conf_num", "must be an integer, got a bool"),
+    ({"merge": ["a"]}, "merge", "must be a dict, got a list"),
+    ({"merge": {"plugins": {"x": None}}}, "merge.plugins.x", "is null, which TOML cannot hold"),
+    ({"merge": {"a": {"b": [1, None]}}}, "merge.a.b[1]", "is null"),
+    ({"merge": {"a": {1: "x"}}}, "merge.a key 1", "must be a string, got an integer"),
+    ({"merge": {"a": b"x"}}, "merge.a", "got bytes"),
+    ({"merge": {"a": 2 ** 64}}, "merge.a", "must be at most"),
+    ({"merge": {"a": "line\nbreak"}}, "merge.a", "control character"),
+    ({"secret_keys": "apikey"}, "secret_keys", "must be a list"),
 ])
-def test_detect_version(text, expected):
-    assert cc.detect_version(tomlkit.parse(text)) == expected
+def test_bad_input_names_the_option(params, option, problem):
+    with pytest.raises(InputError) as err:
+        cc.Request(params)
+    assert err.value.option == option and problem in err.value.problem
+
+
+def test_good_input_keeps_types():
+    request = cc.Request({"merge": {"a": {"n": 1, "f": 0.5, "b": False, "l": ["x", 2], "d": datetime.date(2026, 1, 2)}},
+                          "registry_config_path": "/etc/containerd/certs.d:/etc/docker/certs.d"})
+    assert request.merge == {"a": {"n": 1, "f": 0.5, "b": False, "l": ["x", 2], "d": datetime.date(2026, 1, 2)}}
+    assert request.path == "/etc/containerd/config.toml" and request.containerd_path == "containerd"
+
+
+def test_secrets_of_the_request_are_collected():
+    request = cc.Request({"merge": {"plugins": {"x": {"registry": {"configs": {"r": {"auth": {"username": "u", "password": "p4ss"}}}}}},
+                                    "other": {"apikey": "k3y"}}, "secret_keys": ["APIKEY"]})
+    assert sorted(request.secrets) == ["k3y", "p4ss", "u"]  # everything under auth is a credential
+    assert request.is_secret("ApiKey") and request.is_secret("identitytoken") and not request.is_secret("username")
+
+
+# ----------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize("data, expected", [({}, None), ({"root": "/x"}, None), ({"version": 2}, 2), ({"version": 3}, 3)])
+def test_detect_version(data, expected):
+    assert cc.detect_version(data) == expected
 
 
 def test_detect_version_rejects_non_integer():
-    with pytest.raises(cc.ContainerdConfigError, match="must be an integer"):
-        cc.detect_version(tomlkit.parse('version = "2"\n'))
+    with pytest.raises(ContainerdConfigError, match="must be an integer, found a string"):
+        cc.detect_version({"version": "2"})
 
 
 @pytest.mark.parametrize("output, expected", [
@@ -178,7 +149,7 @@ def test_detect_version_rejects_non_integer():
     ("no version here", (None, None)),
 ])
 def test_binary_config_version(output, expected):
-    assert cc.binary_config_version(output) == expected
+    assert binary_config_version(output) == expected
 
 
 @pytest.mark.parametrize("version, sandbox, runtimes", [
@@ -190,14 +161,13 @@ def test_binary_config_version(output, expected):
      ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes")),
 ])
 def test_schema_per_version(version, sandbox, runtimes):
-    schema = cc.schema_for(version)
-    assert schema.sandbox == sandbox
-    assert schema.runtimes == runtimes
+    schema = schema_for(version)
+    assert schema.sandbox == sandbox and schema.runtimes == runtimes
 
 
 def test_unknown_version_is_an_error():
-    with pytest.raises(cc.ContainerdConfigError, match="version 5 is not known"):
-        cc.schema_for(5)
+    with pytest.raises(ContainerdConfigError, match="version 5 is not known"):
+        schema_for(5)
 
 
 # ----------------------------------------------------------------------------- options per version
@@ -206,9 +176,8 @@ def test_unknown_version_is_an_error():
 @pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_every_option_lands_at_the_versions_key(version):
     text = "" if version == 1 else "version = %d\n" % version
-    doc = tomlkit.parse(text)
-    changes, _warnings, _data = cc.apply_options(doc, dict(ALL_OPTIONS), version)
-    got = data(tomlkit.dumps(doc))
+    after, plan, _warnings = merged(text, dict(ALL_OPTIONS), version)
+    got = tomllib.loads(after)
     if version == 1:
         images = runtime = got["plugins"]["cri"]
         assert images["sandbox_image"] == "example.org/pause:9"
@@ -230,19 +199,17 @@ def test_every_option_lands_at_the_versions_key(version):
         "privileged_without_host_devices": True,
         "options": {"ConfigPath": "/etc/kata-containers/configuration.toml"},
     }
-    assert changes
+    assert plan.changed_keys and got == plan.data
 
 
 def test_comments_order_and_third_party_runtime_survive_byte_for_byte():
-    doc = tomlkit.parse(V2_WITH_NVIDIA)
-    cc.apply_options(doc, {"sandbox_image": "example.org/pause:9", "systemd_cgroup": True}, 2)
-    after = tomlkit.dumps(doc)
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"sandbox_image": "example.org/pause:9", "systemd_cgroup": True}, 2)
     expected = (V2_WITH_NVIDIA
                 .replace('sandbox_image = "registry.k8s.io/pause:3.6"', 'sandbox_image = "example.org/pause:9"')
                 .replace("SystemdCgroup = false", "SystemdCgroup = true"))
     # only the two values changed; every comment, indentation and unknown section is unchanged
     assert after == expected
-    got = data(after)
+    got = tomllib.loads(after)
     assert got["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["nvidia"]["options"] == {
         "BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True}
     assert got["plugins"]["io.containerd.snapshotter.v1.zfs"] == {"root_path": "/tank/containerd"}
@@ -250,67 +217,114 @@ def test_comments_order_and_third_party_runtime_survive_byte_for_byte():
 
 
 def test_systemd_cgroup_leaves_non_runc_runtimes_alone():
-    doc = tomlkit.parse(V2_WITH_NVIDIA)
-    cc.apply_options(doc, {"runtimes": {"kata": {"runtime_type": "io.containerd.kata.v2"}}, "systemd_cgroup": True}, 2)
-    kata = data(tomlkit.dumps(doc))["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["kata"]
-    assert kata == {"runtime_type": "io.containerd.kata.v2"}
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"runtimes": {"kata": {"runtime_type": "io.containerd.kata.v2"}}, "systemd_cgroup": True}, 2)
+    assert tomllib.loads(after)["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["kata"] == {"runtime_type": "io.containerd.kata.v2"}
 
 
 def test_literal_string_style_is_kept_in_v3_files():
-    doc = tomlkit.parse(V3_MINIMAL)
-    cc.apply_options(doc, {"sandbox_image": "example.org/pause:9"}, 3)
-    assert "  sandbox = 'example.org/pause:9'\n" in tomlkit.dumps(doc)
-    assert "# containerd 2.x\n" in tomlkit.dumps(doc)
+    after, _plan, _warnings = merged(V3_MINIMAL, {"sandbox_image": "example.org/pause:9"}, 3)
+    assert "  sandbox = 'example.org/pause:9'\n" in after and "# containerd 2.x\n" in after
 
 
 def test_runtime_options_are_merged_not_replaced():
-    doc = tomlkit.parse(V2_WITH_NVIDIA)
-    cc.apply_options(doc, {"runtimes": {"nvidia": {"options": {"SystemdCgroup": True}}}}, 2)
-    nvidia = data(tomlkit.dumps(doc))["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["nvidia"]
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"runtimes": {"nvidia": {"options": {"SystemdCgroup": True}}}}, 2)
+    nvidia = tomllib.loads(after)["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["nvidia"]
     assert nvidia["options"] == {"BinaryName": "/usr/bin/nvidia-container-runtime", "SystemdCgroup": True}
     assert nvidia["privileged_without_host_devices"] is False
 
 
 def test_new_runtime_needs_a_runtime_type():
-    with pytest.raises(cc.ContainerdConfigError, match="runtimes.kata does not exist.*runtime_type"):
-        cc.apply_options(tomlkit.parse("version = 3\n"), {"runtimes": {"kata": {"pod_annotations": []}}}, 3)
+    with pytest.raises(ContainerdConfigError, match=r"runtimes.kata: does not exist.*runtime_type"):
+        merged("version = 3\n", {"runtimes": {"kata": {"pod_annotations": []}}}, 3)
 
 
 def test_default_runtime_must_exist():
-    with pytest.raises(cc.ContainerdConfigError, match="default_runtime 'kata' is not a runtime"):
-        cc.apply_options(tomlkit.parse("version = 3\n"), {"default_runtime": "kata"}, 3)
-
-
-@pytest.mark.parametrize("runtimes, message", [
-    ({"kata": "io.containerd.kata.v2"}, "runtimes.kata must be a dictionary"),
-    ({"kata": {"runtime_typo": "x"}}, "runtimes.kata.runtime_typo is not a known runtime key"),
-    ({"kata": {"privileged_without_host_devices": "yes"}}, "must be a bool"),
-    ({"kata": {"pod_annotations": [1]}}, "list of strings"),
-])
-def test_runtime_validation(runtimes, message):
-    with pytest.raises(cc.ContainerdConfigError, match=message):
-        cc.validate_params({"runtimes": runtimes})
+    with pytest.raises(ContainerdConfigError, match="default_runtime: 'kata' is not a runtime"):
+        merged("version = 3\n", {"default_runtime": "kata"}, 3)
 
 
 def test_merge_deep_merges_and_replaces_lists():
-    doc = tomlkit.parse(V2_WITH_NVIDIA)
-    cc.apply_options(doc, {"merge": {
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"merge": {
         "oom_score": -999,
         "plugins": {"io.containerd.grpc.v1.cri": {"cni": {"bin_dir": "/opt/cni/bin"}, "max_container_log_line_size": 32768}},
-        "x-vendor": {"extension": {"list": ["a", "b"]}},
+        "x-vendor": {"extension": {"list": ["a", "b"]}, "empty": {}},
     }}, 2)
-    got = data(tomlkit.dumps(doc))
+    got = tomllib.loads(after)
     cri = got["plugins"]["io.containerd.grpc.v1.cri"]
     assert got["oom_score"] == -999
     assert cri["cni"] == {"bin_dir": "/opt/cni/bin"}
     assert cri["max_container_log_line_size"] == 32768
     assert cri["sandbox_image"] == "registry.k8s.io/pause:3.6"
     assert got["x-vendor"]["extension"] == {"answer": 42, "list": ["a", "b"]}
+    assert got["x-vendor"]["empty"] == {}
 
 
-def test_merge_refuses_a_table_over_a_scalar():
-    with pytest.raises(cc.ContainerdConfigError, match="root is a str"):
-        cc.apply_options(tomlkit.parse(V2_WITH_NVIDIA), {"merge": {"root": {"x": 1}}}, 2)
+def test_merge_refuses_a_table_over_a_scalar_naming_the_key():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged(V2_WITH_NVIDIA, {"merge": {"root": {"x": 1}}}, 2)
+    assert err.value.msg.startswith("merge.root: is a string in the file") and err.value.extra["option"] == "merge.root"
+
+
+def test_a_value_equal_in_data_but_not_in_type_is_rewritten():
+    _after, plan, _warnings = merged("version = 2\nx = 1\n", {"merge": {"x": True}}, 2)
+    assert plan.changed_keys == ["x"] and plan.data["x"] is True
+
+
+def test_a_value_over_a_table_is_refused_naming_the_option():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged(V2_WITH_NVIDIA, {"merge": {"plugins": {"io.containerd.grpc.v1.cri": {"containerd": "x"}}}}, 2)
+    assert "cannot set plugins.\"io.containerd.grpc.v1.cri\".containerd: it is a table in the file" in err.value.msg
+    assert err.value.extra["option"] == 'merge.plugins."io.containerd.grpc.v1.cri".containerd'
+
+
+def test_keys_under_a_value_are_refused_naming_the_option():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged("version = 2\nplugins = 3\n", {"sandbox_image": "x"}, 2)
+    assert err.value.msg.startswith("sandbox_image: cannot set keys under plugins: it is an integer in the file")
+
+
+def test_the_plan_leaves_the_callers_data_alone_and_records_each_key_once():
+    data = tomllib.loads(V2_WITH_NVIDIA)
+    before = tomllib.loads(V2_WITH_NVIDIA)
+    plan, _warnings = cc.plan_options(data, cc.Request({"systemd_cgroup": True, "merge": {
+        "plugins": {"io.containerd.grpc.v1.cri": {"containerd": {"runtimes": {"runc": {"options": {"SystemdCgroup": True}}}}}}}}), 2)
+    assert data == before
+    key = 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options.SystemdCgroup'
+    assert plan.changed_keys.count(key) == 1 and len(plan.edits) == 2  # runc by merge, nvidia by systemd_cgroup
+
+
+def test_systemd_cgroup_creates_the_default_runtime_the_file_names():
+    text = 'version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd]\n  default_runtime_name = "crun"\n'
+    after, _plan, _warnings = merged(text, {"systemd_cgroup": True}, 3)
+    runtimes = tomllib.loads(after)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
+    assert runtimes == {"crun": {"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": True}}}
+
+
+def test_runc_may_be_the_default_runtime_before_it_exists():
+    after, _plan, _warnings = merged("version = 3\n", {"default_runtime": "runc"}, 3)
+    assert tomllib.loads(after)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["default_runtime_name"] == "runc"
+
+
+def test_legacy_default_runtime_table_is_warned_about():
+    text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.default_runtime]\n'
+            '  runtime_type = "io.containerd.runtime.v1.linux"\n')
+    _after, _plan, warnings = merged(text, {"sandbox_image": "x.org/p:1"}, 2)
+    assert warnings == [
+        'plugins."io.containerd.grpc.v1.cri".containerd.default_runtime sets the deprecated default_runtime (runtime_type '
+        "io.containerd.runtime.v1.linux): containerd 1.x uses it instead of default_runtime_name, and containerd 2.x drops it. "
+        "Remove that table to make the runtimes take effect"]
+    _after, _plan, warnings = merged(text.replace("version = 2", "version = 3"), {}, 3)
+    assert warnings == []  # not a key of version 3
+
+
+def test_legacy_systemd_cgroup_switch_is_left_alone_with_a_warning():
+    text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  systemd_cgroup = true\n'
+    after, _plan, warnings = merged(text, {"systemd_cgroup": False}, 2)
+    cri = tomllib.loads(after)["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["systemd_cgroup"] is True and cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
+    assert len(warnings) == 1 and "legacy switch of the io.containerd.runtime.v1.linux shim" in warnings[0]
+    _after, _plan, warnings = merged(text, {"systemd_cgroup": True}, 2)
+    assert warnings == []
 
 
 # ----------------------------------------------------------------------------- disabled_plugins
@@ -322,212 +336,82 @@ def test_merge_refuses_a_table_over_a_scalar():
     ("disabled_plugins = ['io.containerd.cri.v1.images', 'io.containerd.cri.v1.runtime']", []),
 ])
 def test_enable_cri_removes_every_cri_id(before, after):
-    doc = tomlkit.parse("version = 3\n" + before + "\n")
-    changes, _warnings, _data = cc.apply_options(doc, {"enable_cri": True}, 3)
-    assert data(tomlkit.dumps(doc))["disabled_plugins"] == after
-    assert "disabled_plugins" in changes
+    text, plan, _warnings = merged("version = 3\n" + before + "\n", {"enable_cri": True}, 3)
+    assert tomllib.loads(text)["disabled_plugins"] == after and "disabled_plugins" in plan.changed_keys
+
+
+def test_enable_cri_refuses_a_disabled_plugins_that_is_not_a_list():
+    with pytest.raises(ContainerdConfigError, match="^enable_cri: disabled_plugins must be a list in the file, found a dict$"):
+        merged("version = 2\n[disabled_plugins]\ncri = true\n", {}, 2)
 
 
 def test_enable_cri_false_keeps_the_list():
-    doc = tomlkit.parse('version = 2\ndisabled_plugins = ["cri"]\n')
-    changes, _warnings, _data = cc.apply_options(doc, {"enable_cri": False}, 2)
-    assert data(tomlkit.dumps(doc))["disabled_plugins"] == ["cri"]
-    assert changes == []
+    text, plan, _warnings = merged('version = 2\ndisabled_plugins = ["cri"]\n', {"enable_cri": False}, 2)
+    assert tomllib.loads(text)["disabled_plugins"] == ["cri"] and plan.changed_keys == []
 
 
-def test_docker_default_file_gets_the_binary_version_and_cri_enabled(tmp_path):
-    source = (FIXTURES / "docker-default.toml").read_text()
-    path = write(tmp_path, source)
-    result = run_task(path, FakeNode(tmp_path), sandbox_image="example.org/pause:9")
-    after = path.read_text()
-    got = data(after)
-    assert result["config_version"] == 3 and got["version"] == 3
-    assert got["disabled_plugins"] == []
-    assert got["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "example.org/pause:9"
-    # the licence header and the commented-out settings are still there, in order
-    for line in source.splitlines():
-        if line.startswith("#"):
-            assert line in after.splitlines()
-    assert after.index("Copyright 2018-2022 Docker Inc.") < after.index("version = 3") < after.index('#root = "/var/lib/containerd"')
-    assert any("no version key" in w for w in result["warnings"])
+@pytest.mark.parametrize("version, before, after", [
+    (2, "", ["io.containerd.grpc.v1.cri"]),
+    (2, 'disabled_plugins = ["cri", "io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (3, 'disabled_plugins = ["io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "io.containerd.grpc.v1.cri"]),
+    (1, "", ["cri"]),
+    (1, 'disabled_plugins = ["io.containerd.internal.v1.restart"]', ["io.containerd.internal.v1.restart", "cri"]),
+])
+def test_disable_cri_adds_the_plugin_id_of_the_files_version(version, before, after):
+    header = "version = %d\n" % version if version > 1 else ""
+    text, plan, _warnings = merged(header + before + "\n", {"disable_cri": True, "enable_cri": True}, version)
+    assert tomllib.loads(text)["disabled_plugins"] == after == plan.data["disabled_plugins"]
+    assert plan.changed_keys == ["disabled_plugins"]
+
+
+def test_disable_cri_twice_changes_nothing():
+    text = 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]  # Docker only\n'
+    after, plan, _warnings = merged(text, {"disable_cri": True}, 2)
+    assert after == text and plan.edits == [] and plan.changed_keys == []
+
+
+def test_disable_cri_keeps_the_rest_of_the_file():
+    after, _plan, _warnings = merged(V2_WITH_NVIDIA, {"disable_cri": True}, 2)
+    assert after.replace('disabled_plugins = ["io.containerd.grpc.v1.cri"]\n', "", 1) == V2_WITH_NVIDIA
+
+
+def test_disable_cri_refuses_a_disabled_plugins_that_is_not_a_list():
+    with pytest.raises(ContainerdConfigError) as err:
+        merged('version = 2\ndisabled_plugins = "cri"\n', {"disable_cri": True}, 2)
+    assert err.value.msg == "disable_cri: disabled_plugins must be a list in the file, found a string"
+    assert err.value.extra["option"] == "disable_cri"
+
+
+def test_disable_cri_must_be_a_bool():
+    with pytest.raises(InputError) as err:
+        cc.Request({"disable_cri": "yes"})
+    assert err.value.option == "disable_cri"
+
+
+@pytest.mark.parametrize("dump, problems, cri_enabled", [
+    ('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "p"\n',
+     ["the CRI plugin is still enabled (disabled_plugins is [])"], True),
+    ('version = 2\ndisabled_plugins = ["io.containerd.internal.v1.restart"]\n',
+     ["the CRI plugin is still enabled (disabled_plugins is ['io.containerd.internal.v1.restart'])"], True),
+    ('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n', [], False),
+    ('disabled_plugins = ["cri"]\n', [], False),
+])
+def test_verify_dump_with_disable_cri_wants_the_cri_plugin_disabled(dump, problems, cri_enabled):
+    got, effective = cc.verify_dump(dump, cc.Request({"disable_cri": True, "enable_cri": True}), 2)
+    assert got == problems and effective["cri_enabled"] is cri_enabled
 
 
 # ----------------------------------------------------------------------------- registry conflict
 
 
-def test_mirrors_with_config_path_is_refused_with_the_fix(tmp_path):
-    path = write(tmp_path, (FIXTURES / "v1-seed003.toml").read_text())
-    before = path.read_bytes()
-    with pytest.raises(cc.ContainerdConfigError) as err:
-        run_task(path, FakeNode(tmp_path, version="containerd x 1.6.20"), registry_config_path="/etc/containerd/certs.d")
-    msg = err.value.msg
-    assert "plugins.cri.registry.mirrors (docker.io)" in msg
-    assert "/etc/containerd/certs.d/<registry host>/hosts.toml" in msg
-    assert "`mirrors` cannot be set when `config_path` is provided" in msg
-    assert path.read_bytes() == before
-
-
 def test_tls_configs_with_config_path_conflict():
     text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\nconfig_path = "/etc/containerd/certs.d"\n'
             '[plugins."io.containerd.grpc.v1.cri".registry.configs."reg.example".tls]\nca_file = "/ca.crt"\n')
-    assert "configs.<host>.tls (reg.example)" in cc.registry_conflicts(data(text), 2)
+    assert "configs.<host>.tls (reg.example)" in cc.registry_conflicts(tomllib.loads(text), 2)
 
 
 def test_no_conflict_without_config_path():
-    assert cc.registry_conflicts(data((FIXTURES / "v1-seed003.toml").read_text()), 1) is None
-
-
-# ----------------------------------------------------------------------------- run(): orchestration
-
-
-def test_apply_then_reapply_is_idempotent_and_keeps_mtime(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    node = FakeNode(tmp_path, version="containerd x 1.7.24")
-    first = run_task(path, node, **ALL_OPTIONS)
-    assert first["changed"] and first["restart_required"] and first["validated"]
-    os.utime(path, (1_000_000, 1_000_000))
-    text = path.read_bytes()
-    second = run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), **ALL_OPTIONS)
-    assert not second["changed"] and not second["restart_required"]
-    assert second["changed_keys"] == []
-    assert path.read_bytes() == text
-    assert os.stat(path).st_mtime == 1_000_000
-    assert second["values"]["sandbox_image"] == "example.org/pause:9"
-
-
-def test_check_mode_validates_but_does_not_write(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    node = FakeNode(tmp_path, version="containerd x 1.7.24")
-    result = run_task(path, node, check_mode=True, sandbox_image="example.org/pause:9")
-    assert result["changed"] and result["validated"]
-    assert path.read_text() == V2_WITH_NVIDIA
-    assert node.installed == []
-    assert any(call[3:] == ["config", "dump"] for call in node.calls)
-    assert 'sandbox_image = "example.org/pause:9"' in result["diff"]["after"]
-    assert result["diff"]["before"] == V2_WITH_NVIDIA
-
-
-def test_missing_file_starts_from_config_default(tmp_path):
-    path = tmp_path / "config.toml"
-    node = FakeNode(tmp_path)
-    result = run_task(path, node, sandbox_image="example.org/pause:9", systemd_cgroup=True)
-    got = data(path.read_text())
-    default = data((FIXTURES / "v3-default-2.1.toml").read_text())
-    assert result["changed"] and result["config_version"] == 3
-    assert ["/usr/bin/containerd", "config", "default"] in node.calls
-    assert got["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "example.org/pause:9"
-    runc = got["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
-    assert runc["options"]["SystemdCgroup"] is True
-    # everything else is containerd's default
-    assert got["plugins"]["io.containerd.gc.v1.scheduler"] == default["plugins"]["io.containerd.gc.v1.scheduler"]
-    assert node.installed[0][2] is False  # created, no backup
-
-
-def test_backup_is_returned(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    result = run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), sandbox_image="example.org/pause:9", backup=True)
-    assert Path(result["backup_file"]).read_text() == V2_WITH_NVIDIA
-
-
-def test_dump_verification_fails_when_a_value_is_not_effective(tmp_path):
-    """containerd 2.1 ignores the CRI keys of a version 1 file with only a warning: never report success."""
-    path = write(tmp_path, (FIXTURES / "v1-seed003.toml").read_text())
-    before = path.read_bytes()
-    warning = ('time="2026-11-23T14:05:49Z" level=warning msg="Ignoring unknown key in TOML for plugin" '
-               'error="strict mode: fields in the document are missing in the target struct" key=sandbox_image plugin=io.containerd.grpc.v1.cri')
-    node = FakeNode(tmp_path, dump=lambda candidate: (FIXTURES / "v3-default-2.1.toml").read_text(), dump_stderr=warning + "\n")
-    with pytest.raises(cc.ContainerdConfigError) as err:
-        run_task(path, node, sandbox_image="example.org/pause:9")
-    msg = err.value.msg
-    assert "sandbox image is 'registry.k8s.io/pause:3.10'" in msg and "expected 'example.org/pause:9'" in msg
-    assert "set migrate: true" in msg
-    assert "key=sandbox_image" in msg  # containerd's own words are quoted
-    assert path.read_bytes() == before
-    assert node.installed == []
-
-
-def test_dump_verification_fails_when_cri_stays_disabled(tmp_path):
-    path = write(tmp_path, 'version = 2\ndisabled_plugins = ["cri"]\n')
-    node = FakeNode(tmp_path, version="containerd x 1.6.20")
-    with pytest.raises(cc.ContainerdConfigError, match="the CRI plugin is disabled"):
-        run_task(path, node, enable_cri=False, sandbox_image="example.org/pause:9")
-
-
-def test_containerd_rejecting_the_candidate_is_quoted_and_nothing_is_written(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    before = path.read_bytes()
-    stderr = 'containerd: failed to load TOML from /tmp/c.toml: invalid disabled plugin URI "cri" expect io.containerd.x.vx\n'
-    node = FakeNode(tmp_path, dump_rc=1, dump_stderr=stderr)
-    with pytest.raises(cc.ContainerdConfigError) as err:
-        run_task(path, node, sandbox_image="example.org/pause:9")
-    assert "invalid disabled plugin URI" in err.value.msg and "rc=1" in err.value.msg
-    assert path.read_bytes() == before and node.installed == []
-
-
-def test_file_newer_than_the_binary_is_refused(tmp_path):
-    path = write(tmp_path, V3_MINIMAL)
-    with pytest.raises(cc.ContainerdConfigError, match="version 3 config but containerd 1.7 reads versions up to 2"):
-        run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), sandbox_image="x")
-
-
-def test_validate_true_without_binary_fails(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    with pytest.raises(cc.ContainerdConfigError, match="validate is true but the containerd binary"):
-        run_task(path, FakeNode(tmp_path, binary=False), validate=True, sandbox_image="x")
-
-
-def test_without_binary_the_merge_is_not_validated_and_says_so(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    result = run_task(path, FakeNode(tmp_path, binary=False), sandbox_image="example.org/pause:9")
-    assert result["changed"] and not result["validated"]
-    assert result["values"]["sandbox_image"] == "example.org/pause:9"
-    assert any("not validated" in w for w in result["warnings"])
-
-
-def test_validate_false_skips_the_dump(tmp_path):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    node = FakeNode(tmp_path)
-    run_task(path, node, validate=False, sandbox_image="example.org/pause:9")
-    assert not any("dump" in call for call in node.calls)
-
-
-# ----------------------------------------------------------------------------- migration
-
-
-def test_v1_to_v2_migration_renames_plugins_and_keeps_comments():
-    doc = tomlkit.parse((FIXTURES / "v1-seed003.toml").read_text())
-    cc.migrate_v1_to_v2(doc)
-    text = tomlkit.dumps(doc)
-    got = data(text)
-    assert got["version"] == 2
-    assert set(got["plugins"]) == {
-        "io.containerd.monitor.v1.cgroups", "io.containerd.grpc.v1.cri", "io.containerd.service.v1.diff-service",
-        "io.containerd.runtime.v1.linux", "io.containerd.gc.v1.scheduler"}
-    assert got["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "k8s.gcr.io/pause-amd64:3.1"
-    assert "## default_runtime为默认runtime" in text
-    assert '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]' in text
-
-
-def test_v1_migration_refuses_duplicate_sections():
-    doc = tomlkit.parse('[plugins.cri]\na = 1\n[plugins."io.containerd.grpc.v1.cri"]\nb = 2\n')
-    with pytest.raises(cc.ContainerdConfigError, match="both plugins.cri"):
-        cc.migrate_v1_to_v2(doc)
-
-
-def test_migrate_runs_containerd_config_migrate_after_the_v1_rename(tmp_path):
-    path = write(tmp_path, (FIXTURES / "v1-seed003.toml").read_text())
-    seen = []
-
-    def migrate(candidate):
-        seen.append(data(candidate))
-        return V3_MINIMAL
-
-    node = FakeNode(tmp_path, migrate=migrate)
-    result = run_task(path, node, migrate=True, backup=True, sandbox_image="example.org/pause:9")
-    assert seen[0]["version"] == 2 and "io.containerd.grpc.v1.cri" in seen[0]["plugins"]
-    assert result["migrated_from"] == 1 and result["config_version"] == 3
-    assert data(path.read_text())["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "example.org/pause:9"
-    assert Path(result["backup_file"]).read_text() == (FIXTURES / "v1-seed003.toml").read_text()
+    assert cc.registry_conflicts(tomllib.loads((FIXTURES / "v1-seed003.toml").read_text()), 1) is None
 
 
 # ----------------------------------------------------------------------------- dump verification
@@ -535,7 +419,7 @@ def test_migrate_runs_containerd_config_migrate_after_the_v1_rename(tmp_path):
 
 def test_verify_dump_reports_each_wrong_value():
     dump = (FIXTURES / "v3-default-2.1.toml").read_text()
-    problems, effective = cc.verify_dump(dump, dict(ALL_OPTIONS), 3)
+    problems, effective = cc.verify_dump(dump, cc.Request(dict(ALL_OPTIONS)), 3)
     text = " | ".join(problems)
     assert "sandbox image is 'registry.k8s.io/pause:3.10'" in text
     assert "registry config_path is ''" in text
@@ -545,71 +429,51 @@ def test_verify_dump_reports_each_wrong_value():
 
 
 def test_verify_dump_accepts_a_matching_dump():
-    doc = tomlkit.parse((FIXTURES / "v3-default-2.1.toml").read_text())
-    cc.apply_options(doc, dict(ALL_OPTIONS), 3)
-    problems, effective = cc.verify_dump(tomlkit.dumps(doc), dict(ALL_OPTIONS), 3)
+    after, _plan, _warnings = merged((FIXTURES / "v3-default-2.1.toml").read_text(), dict(ALL_OPTIONS), 3)
+    problems, effective = cc.verify_dump(after, cc.Request(dict(ALL_OPTIONS)), 3)
     assert problems == []
     assert effective["runtimes"] == {"runc": "io.containerd.runc.v2", "kata": "io.containerd.kata.v2"}
     assert effective["systemd_cgroup"] is True
 
 
-def test_tomlkit_missing_gives_a_clear_error(monkeypatch):
-    monkeypatch.setattr(cc, "HAS_TOMLKIT", False)
-    monkeypatch.setattr(cc, "TOMLKIT_IMPORT_ERROR", ImportError("No module named 'tomlkit'"))
-    with pytest.raises(cc.ContainerdConfigError, match="tomlkit is required"):
-        cc.run({"path": "/nonexistent"}, FakeNode("/tmp"))
+def test_verify_dump_never_quotes_a_secret_value():
+    request = cc.Request({"merge": {"registry": {"auth": {"password": "hunter2-expected"}}, "plain": "x"}})
+    problems, _effective = cc.verify_dump('version = 2\n[registry.auth]\npassword = "hunter2-actual"\n', request, 2)
+    assert "registry.auth.password differs from the requested value" in problems
+    assert "plain is None, expected 'x'" in problems
+    assert not any("hunter2" in p for p in problems)
 
 
-# ----------------------------------------------------------------------------- partial parsing (speed) is exact
+# ----------------------------------------------------------------------------- migration
 
 
-NVIDIA_APPENDED = (FIXTURES / "v2-default-1.7.toml").read_text() + '''
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]
-          BinaryName = "/usr/bin/nvidia-container-runtime"
-          SystemdCgroup = false
-'''
+def test_v1_to_v2_migration_renames_plugins_and_keeps_comments():
+    text = (FIXTURES / "v1-seed003.toml").read_text()
+    after, data = cc.migrate_v1_to_v2(text, tomllib.loads(text))
+    got = tomllib.loads(after)
+    assert got == data and got["version"] == 2
+    assert set(got["plugins"]) == {
+        "io.containerd.monitor.v1.cgroups", "io.containerd.grpc.v1.cri", "io.containerd.service.v1.diff-service",
+        "io.containerd.runtime.v1.linux", "io.containerd.gc.v1.scheduler"}
+    assert got["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "k8s.gcr.io/pause-amd64:3.1"
+    assert "## default_runtime为默认runtime" in after
+    assert '[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]' in after
 
 
-@pytest.mark.parametrize("text, version", [
-    (NVIDIA_APPENDED, 2),
-    ((FIXTURES / "v3-default-2.1.toml").read_text(), 3),
-    (V2_WITH_NVIDIA, 2),
-])
-def test_partial_edit_gives_the_full_edit_and_keeps_other_sections_verbatim(text, version):
-    params = dict(ALL_OPTIONS, merge={"oom_score": -999})
-    full_doc = tomlkit.parse(text)
-    _changes, _warnings, full_data = cc.apply_options(full_doc, params, version)
-    data = data_before = cc.loads(text)
-    dry = cc.Editor(None, cc.loads(text))
-    cc._apply(dry, params, version)
-    result = cc.partial_apply(text, params, version, data, dry.touched)
-    assert result is not None
-    _changes, _warnings, partial_data, new_text = result
-    assert partial_data == full_data == tomllib.loads(new_text)
-    assert data == data_before  # the caller's data is not modified
-    _head, sections = cc._split_sections(text)
-    for path, chunk in sections:
-        if path not in dry.touched:
-            assert chunk in new_text
+def test_v1_migration_refuses_duplicate_sections():
+    text = '[plugins.cri]\na = 1\n[plugins."io.containerd.grpc.v1.cri"]\nb = 2\n'
+    with pytest.raises(ContainerdConfigError, match="both plugins.cri"):
+        cc.migrate_v1_to_v2(text, tomllib.loads(text))
 
 
-def test_header_like_line_in_a_value_falls_back_to_the_full_parse(tmp_path):
-    text = 'version = 2\n# matrix\nx = [\n  [1, 2],\n]\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "a"  # keep\n'
-    assert cc._split_sections(text) is None
-    path = write(tmp_path, text)
-    run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), sandbox_image="b")
-    assert path.read_text() == text.replace('sandbox_image = "a"', 'sandbox_image = "b"')
+def test_v1_migration_of_inline_plugin_tables_asks_for_a_hand_edit():
+    text = '[plugins]\ncri = { sandbox_image = "x" }\n'
+    with pytest.raises(ContainerdConfigError, match="inline tables or dotted keys"):
+        cc.migrate_v1_to_v2(text, tomllib.loads(text))
 
 
-def test_unchanged_file_never_needs_the_comment_preserving_parser(tmp_path, monkeypatch):
-    path = write(tmp_path, V2_WITH_NVIDIA)
-    run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), **ALL_OPTIONS)
-
-    def no_parse(*args, **kwargs):
-        raise AssertionError("tomlkit.parse called for an unchanged file")
-
-    monkeypatch.setattr(cc.tomlkit, "parse", no_parse)
-    result = run_task(path, FakeNode(tmp_path, version="containerd x 1.7.24"), **ALL_OPTIONS)
-    assert result["changed"] is False
+def test_unversioned_upgrade_adds_version_after_the_licence_header():
+    text = (FIXTURES / "docker-default.toml").read_text()
+    after, data = cc.upgrade_unversioned(text, tomllib.loads(text), 3)
+    assert tomllib.loads(after) == data == {"version": 3, "disabled_plugins": ["io.containerd.grpc.v1.cri"]}
+    assert after.index("limitations under the License.") < after.index("version = 3") < after.index("disabled_plugins")

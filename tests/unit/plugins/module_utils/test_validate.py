@@ -179,3 +179,16 @@ def test_mask_text_covers_json_escapes_of_control_and_non_ascii(secret):
         text = json.dumps({"password": secret, "other": "x"}, ensure_ascii=ascii_only)
         masked = v.mask_text(text, [secret])
         assert json.loads(masked)["password"] == v.MASK
+
+
+def test_plain_data_returns_plain_values_and_names_the_bad_item():
+    class Tagged(str):  # Ansible hands templated strings over as str subclasses
+        pass
+
+    data = v.plain_data("extra", {"gc": [{"keep": Tagged("10GB"), "all": True, "n": 3, "f": 0.5}]})
+    assert data == {"gc": [{"keep": "10GB", "all": True, "n": 3, "f": 0.5}]}
+    assert not isinstance(data["gc"][0]["keep"], Tagged) and isinstance(data["gc"][0]["all"], bool)
+    with pytest.raises(v.InputError, match=r"^extra\.gc\[1\]: must be a string, number, bool, list or dict, got null$"):
+        v.plain_data("extra", {"gc": ["ok", None]})
+    with pytest.raises(v.InputError, match=r"^extra\.key: .*control character"):
+        v.plain_data("extra", {"key": "a\x00b"})

@@ -9,6 +9,7 @@ command the module runs must be one of the exact argv below, so a changed flag o
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from ansible.module_utils import basic
@@ -37,6 +38,8 @@ class FakeApt:
         self.calls = []
         self.fail_install = None
         self.broken = set()
+        self.policy_rc_d = None  # the path the module was pointed at (fixture)
+        self.policy_at_install = []  # (content, mode) of policy-rc.d at each apt-get install -y, or None
         if lists_fresh:
             self._write_lists()
 
@@ -91,6 +94,9 @@ class FakeApt:
                     return 100, "", "E: Held packages were changed and -y was used without --allow-change-held-packages.\n"
             if simulate:
                 return 0, "".join("Inst %s (%s Debian:12/stable [amd64])\n" % c for c in changes), ""
+            if self.policy_rc_d:
+                self.policy_at_install.append((open(self.policy_rc_d).read(), os.stat(self.policy_rc_d).st_mode & 0o7777)
+                                              if os.path.exists(self.policy_rc_d) else None)
             if self.fail_install:
                 return self.fail_install
             for name, version in changes:
@@ -117,11 +123,14 @@ class FakeApt:
 def apt(tmp_path, monkeypatch):
     monkeypatch.setattr(_packages, "APT_STAMP", str(tmp_path / "periodic" / "update-success-stamp"))
     monkeypatch.setattr(_packages, "APT_LISTS", str(tmp_path / "lists"))
+    (tmp_path / "sbin").mkdir()
+    monkeypatch.setattr(_packages, "POLICY_RC_D", str(tmp_path / "sbin" / "policy-rc.d"))
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: BINS.get(name)
                         if name in ("dpkg-query", "dpkg-deb", "apt-get", "apt-mark") else None)
 
     def make(**kwargs):
         fake = FakeApt(str(tmp_path / "lists"), **kwargs)
+        fake.policy_rc_d = str(tmp_path / "sbin" / "policy-rc.d")
         monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: fake(argv, **kw))
         return fake
 
@@ -288,6 +297,62 @@ def test_package_files_install_only_when_that_version_is_missing(apt, tmp_path):
     assert fake.calls == [[BINS["dpkg-deb"], "--show", "--showformat=${Package}\t${Version}\n", str(deb)], query("cri-tools")]
     kind, result = run({"debs": [str(tmp_path / "missing_1.0_amd64.deb")]}, check_mode=True)
     assert (kind, result["msg"]) == (FailJson, "%s: no such file on the node" % (tmp_path / "missing_1.0_amd64.deb"))
+
+
+def policy_answer(path, *args):
+    """What invoke-rc.d would learn from policy-rc.d: its exit status for ``args``."""
+    return subprocess.run([path, *args], check=False).returncode
+
+
+def test_start_services_false_installs_under_a_policy_rc_d_that_refuses_starts(apt, tmp_path):
+    fake = apt(available=AVAILABLE)
+    policy = tmp_path / "sbin" / "policy-rc.d"
+    kind, result = run({"names": ["tree"]})
+    assert (kind, fake.policy_at_install) == (ExitJson, [None])  # the default starts services as the package says
+    kind, result = run({"names": ["containerd"], "start_services": False})
+    assert kind is ExitJson and result["installed"] == ["containerd"], result
+    [(content, mode)] = fake.policy_at_install[1:]
+    assert mode == 0o755 and content.startswith("#!/bin/sh\n")
+    policy.write_text(content)
+    policy.chmod(mode)
+    assert policy_answer(str(policy), "containerd", "start") == 101  # the answer that makes invoke-rc.d start nothing
+    policy.unlink()
+    # nothing to install, check mode: policy-rc.d is never written
+    run({"names": ["containerd"], "start_services": False})
+    run({"names": ["runc"], "start_services": False}, check_mode=True)
+    assert len(fake.policy_at_install) == 2 and sorted(os.listdir(tmp_path / "sbin")) == []
+
+
+def test_start_services_false_puts_the_operators_policy_rc_d_back(apt, tmp_path):
+    fake = apt(available=AVAILABLE)
+    policy = tmp_path / "sbin" / "policy-rc.d"
+    operator = "#!/bin/sh\n# the operator's: no restarts of ssh\n[ \"$1\" = ssh ] && exit 101\nexit 0\n"
+    policy.write_text(operator)
+    policy.chmod(0o700)
+    kind, result = run({"names": ["tree"], "start_services": False})
+    assert kind is ExitJson, result
+    assert fake.policy_at_install[0][0] != operator and "exit 101" in fake.policy_at_install[0][0]
+    assert (policy.read_text(), policy.stat().st_mode & 0o7777) == (operator, 0o700)
+    assert sorted(os.listdir(tmp_path / "sbin")) == ["policy-rc.d"]
+    # a failed install puts it back as well
+    fake.fail_install = (100, "", "E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+    kind, result = run({"names": ["runc"], "start_services": False})
+    assert kind is FailJson and "dpkg returned an error code" in result["msg"]
+    assert policy.read_text() == operator and sorted(os.listdir(tmp_path / "sbin")) == ["policy-rc.d"]
+
+
+def test_start_services_false_repairs_what_a_killed_run_left(apt, tmp_path):
+    fake = apt(available=AVAILABLE)
+    policy = tmp_path / "sbin" / "policy-rc.d"
+    policy.write_text(_packages.POLICY_RC_D_DENY)  # ours, with the operator's file still moved aside
+    (tmp_path / "sbin" / "policy-rc.d.kubeforge-saved").write_text("#!/bin/sh\nexit 0\n")
+    kind, result = run({"names": ["tree"], "start_services": False})
+    assert kind is ExitJson, result
+    assert policy.read_text() == "#!/bin/sh\nexit 0\n" and sorted(os.listdir(tmp_path / "sbin")) == ["policy-rc.d"]
+    policy.write_text(_packages.POLICY_RC_D_DENY)  # ours alone: the host had none
+    kind, result = run({"names": ["runc"], "start_services": False})
+    assert kind is ExitJson and sorted(os.listdir(tmp_path / "sbin")) == []
+    assert fake.policy_at_install[-1][0] == _packages.POLICY_RC_D_DENY
 
 
 def test_success_that_did_not_install_is_an_error(apt):
