@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Real etcd clusters on this host, built the way the etcd role builds them, for tests.
 
-Members listen on their own loopback addresses (``127.0.<n>.11`` ...), with certificates issued by
+Members listen on their own loopback addresses (``127.<free>.<n>.11`` ...), with certificates issued by
 ``cfssl_cert``'s code and the real cfssl, installed by ``etcd_certs``'s code, and a config file made by the role's
 ``etcd_config`` filter. Binaries are the Debian packages (``debfetch``): etcd 3.4 from bookworm, 3.5 from trixie.
 The role's systemd unit is replaced by ``ProcessService``, which starts, stops and restarts the member
@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,24 @@ def fetch_bin(package, suite, name):
     except (debfetch.DebFetchError, OSError) as exc:
         pytest.skip("%s from Debian %s is not available here: %s" % (package, suite, exc))
     return str(Path(root) / "usr" / "bin" / name)
+
+
+def free_loopback_octet(subnet):
+    """The second octet of a 127.<octet>.<subnet>.0/24 whose etcd ports nobody holds: these tests may run side by side
+    (CI and a developer's `make integration` on one host), and fixed addresses made the second run's members fail with
+    "bind: address already in use"."""
+    start = os.getpid() % 200
+    for step in range(200):
+        octet = 20 + (start + step) % 200
+        try:
+            for index in range(len(NAMES)):
+                for port in (2379, 2380):
+                    with socket.socket() as probe:
+                        probe.bind(("127.%d.%d.%d" % (octet, subnet, 11 + index), port))
+        except OSError:
+            continue
+        return octet
+    raise RuntimeError("no free 127.x.%d.0/24 for the test members" % subnet)
 
 
 class ProcessService:
@@ -123,7 +142,8 @@ class EtcdHarness:
         self.cfssl = fetch_bin("golang-cfssl", cfssl_suite, "cfssl")
         self.pki = self.workdir / "pki"
         self.services = {}
-        self.hostvars = {name: {"etcd_address": "127.0.%d.%d" % (subnet, 11 + index)} for index, name in enumerate(NAMES)}
+        octet = free_loopback_octet(subnet)
+        self.hostvars = {name: {"etcd_address": "127.%d.%d.%d" % (octet, subnet, 11 + index)} for index, name in enumerate(NAMES)}
         self.members = {m["name"]: m for m in etcd_members(NAMES, self.hostvars)}
         self.extra_sans = {}
 
