@@ -74,7 +74,7 @@ class Bench:
         data["all"]["vars"].update(etcd_ca_dir=str(self.pki), etcd_backup_dir=str(BUILD / "backups"), etcd_cluster_name=self.lab)
         for host, variables in self.extra_host_vars.items():
             data["all"]["hosts"][host].update(variables)
-        path = BUILD / "inventory-%d.yml" % len(members)
+        path = BUILD / ("inventory-%d.yml" % len(members))
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 
@@ -167,7 +167,7 @@ def run_steps(bench, steps, repeat):
 def print_table(rows, load):
     columns = ("step", "wall_s", "controller_cpu_s", "writes", "acknowledged", "lost", "longest_stall_s")
     print("\n| %s |" % " | ".join(columns))
-    print("|%s" % "---|" * len(columns))
+    print("|" + "---|" * len(columns))
     for row in rows:
         print("| %s |" % " | ".join(str(row.get(c, "")) for c in columns))
     print("\nload average at the start: %s (figures taken above 2 are inflated by the others' work)" % load)
