@@ -44,6 +44,7 @@ class Run:
     env: dict = field(default_factory=dict)
     check: bool = False
     lab_netns_prefix: str = ""
+    extra_vars: list = field(default_factory=list)  # NAME=VALUE or @FILE, each passed as -e
 
 
 def interrupt(signum, frame):
@@ -116,6 +117,8 @@ def measure(run: Run) -> dict:
     ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
     ansible_playbook = str(ansible_playbook) if ansible_playbook.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
     command = [ansible_playbook, "-i", str(run.inventory), str(run.playbook)] + (["--check"] if run.check else [])
+    for extra in run.extra_vars:
+        command += ["-e", extra]
     run.log.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kfbench-") as scratch:
         scratch_path = Path(scratch)

@@ -79,10 +79,29 @@ def installed_file(dest):
     return real, {"sha256": sha256_file(real), "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "gid": info.st_gid}
 
 
+def installed_link(dest):
+    """{"link": target} for a symbolic link at ``dest``, {"not_link": True} for anything else, None when missing."""
+    try:
+        return {"link": os.readlink(dest)}
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {"not_link": True}
+
+
 def describe(dest, current):
     if current is None:
         return "%s (not installed)\n" % dest
+    if "link" in current:
+        return "%s -> %s\n" % (dest, current["link"])
+    if "not_link" in current:
+        return "%s (not a symbolic link)\n" % dest
     return "%s sha256:%s mode %04o owner %d:%d\n" % (dest, current["sha256"], current["mode"], current["uid"], current["gid"])
+
+
+def file_digest(want):
+    """How ``files`` of the result shows an installed entry: its sha256, or ``link:<target>`` for a symbolic link."""
+    return want["sha256"] if "sha256" in want else "link:" + want["link"]
 
 
 class Comparison:
@@ -97,6 +116,14 @@ class Comparison:
         self.reasons = []
         for dest in sorted(expected):
             want = expected[dest]
+            if "link" in want:  # a symbolic link of the archive: compared as a link, never followed
+                current = installed_link(dest)
+                self.real[dest], self.current[dest] = dest, current
+                if current is None or current.get("link") != want["link"]:
+                    self.content.append(dest)
+                    self.reasons.append("%s: %s" % (dest, "not installed" if current is None else
+                                                    "not a link to %s" % want["link"]))
+                continue
             real, current = installed_file(dest)
             self.real[dest] = real
             self.current[dest] = current
@@ -125,7 +152,7 @@ class Comparison:
         for dest in sorted(changed):
             want = self.expected[dest]
             before += describe(dest, self.current[dest])
-            after += describe(dest, {"sha256": want["sha256"], "mode": int(want["mode"], 8), "uid": uid, "gid": gid})
+            after += describe(dest, want if "link" in want else {"sha256": want["sha256"], "mode": int(want["mode"], 8), "uid": uid, "gid": gid})
         return {"before_header": "installed files", "after_header": "installed files", "before": before, "after": after}
 
 
@@ -247,7 +274,7 @@ class Installer:
                                               if not recorded else "%s: installed from another artifact (sha256 %s)" % (state.path, recorded.get("checksum")))
         if expected is not None:
             comparison = Comparison(expected, req.uid, req.gid, req.artifact_name)
-            self.result["files"] = {dest: want["sha256"] for dest, want in expected.items()}
+            self.result["files"] = {dest: file_digest(want) for dest, want in expected.items()}
             if not comparison.content:
                 return self._finish(comparison, [], comparison.metadata)
             self.result["reasons"] += comparison.reasons
@@ -279,6 +306,9 @@ class Installer:
         default = self.req.params.get("mode")
         result = {}
         for dest, want in files.items():
+            if "link" in want:
+                result[dest] = dict(want)
+                continue
             mode = modes.get(dest)
             if mode is None and default is not None and self.req.targets is None:
                 mode = int(default, 8)
@@ -347,14 +377,20 @@ class Installer:
                         staged.discard(real)  # same content: only the mode or owner may need fixing
                 found[dest] = {"sha256": sha, "mode": "%04o" % mode}
 
-            read_members(path, req.strip, req.targets, sink, req.variable, req.artifact_name)
+            def link_sink(target, linkname):
+                dest = path_under(req.dest, target.member.split("/"), "members")
+                if not self.check_mode and (installed_link(dest) or {}).get("link") != linkname:
+                    staged.stage_link(dest, linkname)
+                found[dest] = {"link": linkname}
+
+            read_members(path, req.strip, req.targets, sink, req.variable, req.artifact_name, link_sink=link_sink)
             if expected_from_controller:
-                differing = sorted(d for d in found if expected_from_controller.get(d, {}).get("sha256") != found[d]["sha256"])
+                differing = sorted(d for d in found if file_digest(expected_from_controller.get(d, {"sha256": None})) != file_digest(found[d]))
                 if differing or sorted(found) != sorted(expected_from_controller):
                     raise ArtifactError("%s: %s on the node does not hold what the controller read from it (%s); nothing was changed"
                                         % (req.variable, req.artifact_name, ", ".join(differing) or "other members"))
             comparison = Comparison(found, req.uid, req.gid, req.artifact_name)
-            self.result["files"] = {dest: want["sha256"] for dest, want in found.items()}
+            self.result["files"] = {dest: file_digest(want) for dest, want in found.items()}
             outcome = self._finish(comparison, comparison.content, comparison.metadata, staged)
         if state is not None and not self.check_mode:
             recorded = state.load()

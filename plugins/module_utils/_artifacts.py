@@ -242,12 +242,23 @@ def archive_mode(member_mode):
     return member_mode & ARCHIVE_MODE_MASK
 
 
-def read_members(path, strip, targets, sink, variable, artifact_name):
+def link_stays_inside(name, linkname):
+    """Whether a symbolic link at ``name`` (a path in the archive) pointing to ``linkname`` stays inside the archive's
+    tree: relative, and not climbing above the top directory."""
+    if not linkname or linkname.startswith("/"):
+        return False
+    joined = os.path.normpath(os.path.join(os.path.dirname(name), linkname))
+    return joined != "." and joined != ".." and not joined.startswith("../")
+
+
+def read_members(path, strip, targets, sink, variable, artifact_name, link_sink=None):
     """Stream the selected regular files of the tar archive at ``path`` to ``sink(target, fileobj, archive_mode)``.
 
     ``targets`` None selects every regular file (returned as new Targets under ``dest_dir`` by the caller's sink, which
-    receives a Target with ``dest`` None). Returns the targets read, in archive order. A selected member that is missing
-    or not a regular file is an error listing what the archive has.
+    receives a Target with ``dest`` None), and, given ``link_sink(target, linkname)``, every symbolic link whose target
+    stays inside the archive's tree (release tarballs such as Kata's point ``configuration.toml`` at one of several
+    files that way). Returns the targets read, in archive order. A selected member that is missing or not a regular
+    file is an error listing what the archive has.
     """
     wanted = None if targets is None else {t.member: t for t in targets}
     seen = []
@@ -261,6 +272,14 @@ def read_members(path, strip, targets, sink, variable, artifact_name):
                 names.append(name + ("/" if member.isdir() else ""))
                 if wanted is None:
                     if member.isdir():
+                        continue
+                    if member.issym() and link_sink is not None:
+                        if not link_stays_inside(name, member.linkname):
+                            raise ArtifactError("%s: %s member %s is a link to %s, outside the archive's files; list the files to "
+                                                "install in members" % (variable, artifact_name, member.name, member.linkname))
+                        target = Target(name, None, None)
+                        link_sink(target, member.linkname)
+                        seen.append(target)
                         continue
                     if not member.isfile():
                         raise ArtifactError("%s: %s member %s is a %s, not a regular file; list the files to install in members"
@@ -300,5 +319,8 @@ def member_hashes(path, strip, targets, dest_dir, variable, artifact_name):
         dest = target.dest or path_under(dest_dir, target.member.split("/"), "members")
         result[dest] = {"sha256": digest.hexdigest(), "mode": "%04o" % (target.mode if target.mode is not None else mode)}
 
-    read_members(path, strip, targets, sink, variable, artifact_name)
+    def link_sink(target, linkname):
+        result[path_under(dest_dir, target.member.split("/"), "members")] = {"link": linkname}
+
+    read_members(path, strip, targets, sink, variable, artifact_name, link_sink=link_sink)
     return result

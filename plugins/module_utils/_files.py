@@ -227,6 +227,22 @@ class StagedFiles:
             self.module.set_context_if_different(staged, context, False)
         return digest.hexdigest()
 
+    def stage_link(self, dest, target):
+        """Stage a symbolic link to ``target`` for ``dest`` (replaced by ``commit`` like a file)."""
+        directory = os.path.dirname(dest)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        self.discard(dest)
+        for _attempt in range(100):
+            staged = os.path.join(directory, ".%s.kubeforge-%s" % (os.path.basename(dest), os.urandom(6).hex()))
+            try:
+                os.symlink(target, staged)
+            except FileExistsError:
+                continue
+            self.staged[dest] = staged
+            return staged
+        raise ManagedFileError("cannot create a temporary link next to %s" % dest)
+
     def discard(self, dest=None):
         """Remove the staged file of ``dest`` (every staged file when None)."""
         for key in ([dest] if dest is not None else list(self.staged)):
@@ -244,10 +260,10 @@ class StagedFiles:
             done = []
             try:
                 for dest in self.staged:
-                    if os.path.exists(dest):
+                    if os.path.lexists(dest):
                         link = "%s.kubeforge-old-%s" % (os.path.join(os.path.dirname(dest), "." + os.path.basename(dest)), os.urandom(4).hex())
                         try:
-                            os.link(dest, link)
+                            os.link(dest, link, follow_symlinks=False)
                             kept[dest] = link
                         except OSError:
                             pass  # no hard links here: this one file cannot be put back

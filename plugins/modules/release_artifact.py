@@ -86,7 +86,9 @@ options:
     description:
       - The files of a V(tar) to install, by their path inside the archive after O(strip_components). An entry is that
         path (installed under O(dest)) or a dict with C(name), optional C(dest) (an absolute path) and C(mode).
-      - Left out, every regular file of the archive is installed under O(dest).
+      - Left out, every regular file of the archive is installed under O(dest), and so is every symbolic link whose
+        target stays inside the archive's tree (installed as a link; a link pointing outside is an error). Kata's
+        release tarball, for example, links C(configuration.toml) to C(configuration-qemu.toml).
       - A member that is missing or is not a regular file is an error listing what the archive has.
     type: list
     elements: raw
@@ -211,7 +213,7 @@ reasons:
   elements: str
   sample: ["/usr/local/bin/crictl: content differs from crictl-v1.36.0-linux-amd64.tar.gz"]
 files:
-  description: The sha256 of each installed file, by path.
+  description: The sha256 of each installed file, by path (C(link:<target>) for a symbolic link of the archive).
   returned: for binaries and archives
   type: dict
   sample: {"/usr/local/bin/crictl": "0f3e1c2d4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"}

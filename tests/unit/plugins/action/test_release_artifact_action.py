@@ -240,3 +240,23 @@ def test_member_hashes_are_computed_once_per_artifact_file(node, tmp_path, artif
     write_sums(artifacts, TARBALL, "runc.amd64")
     result = run(node, tar_args(tmp_path, artifacts))
     assert len(computed) == 3 and result["changed"] is True and (tmp_path / "usr/local/bin/crictl").read_bytes() == b"v1.37"
+
+
+def test_an_archive_with_links_from_the_artifacts_directory(node, tmp_path, artifacts):
+    # the layout of Kata's release tarball: configuration.toml is a link to one of the hypervisors' files
+    make_tarball(artifacts / "kata-static-3.99.0-amd64.tar.xz",
+                 {"./opt/kata/share/defaults/kata-containers/configuration-qemu.toml": (b"[hypervisor.qemu]\n", 0o644),
+                  "./opt/kata/bin/containerd-shim-kata-v2": b"shim"},
+                 links={"./opt/kata/share/defaults/kata-containers/configuration.toml": "configuration-qemu.toml"})
+    write_sums(artifacts, TARBALL, "runc.amd64", "kata-static-3.99.0-amd64.tar.xz")
+    root = tmp_path / "root"
+    args = {"src": str(artifacts / "kata-static-3.99.0-amd64.tar.xz"), "checksum_file": str(artifacts / "SHA256SUMS"),
+            "dest": str(root), "variable": "kata_artifacts_dir", "owner": str(os.getuid()), "group": str(os.getgid())}
+    result = run(node, args)
+    assert not result.get("failed") and result["changed"], result
+    link = root / "opt" / "kata" / "share" / "defaults" / "kata-containers" / "configuration.toml"
+    assert os.readlink(link) == "configuration-qemu.toml"
+    result = run(node, args, check_mode=True)
+    assert (result["changed"], node.transfers) == (False, [])
+    result = run(node, args)
+    assert (result["changed"], node.transfers, len(node.calls)) == (False, [], 1)

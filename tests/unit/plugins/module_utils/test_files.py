@@ -29,6 +29,9 @@ class FakeModule:
         shutil.copy2(path, backup)
         return backup
 
+    def selinux_enabled(self):
+        return False
+
 
 def test_symlink_to_regular_file_resolves_to_target(tmp_path):
     target = tmp_path / "real.conf"
@@ -195,3 +198,25 @@ def test_read_managed_follows_the_symlink_rule(tmp_path):
     target.write_bytes(b"\xfe")
     with pytest.raises(f.ManagedFileError, match="link.conf is not UTF-8 text \\(byte 0xfe at offset 0\\)"):
         f.read_managed(str(link))
+
+
+def test_a_new_file_gets_the_mode_asked_for_with_the_real_atomic_move(tmp_path):
+    # AnsibleModule.atomic_move chmods a file it creates to 0666 & ~umask: a 0600 secret must never pass through that
+    from ansible.module_utils.basic import AnsibleModule
+    from ansible.module_utils.testing import patch_module_args
+
+    with patch_module_args({}):
+        module = AnsibleModule(argument_spec={})
+    old_umask = os.umask(0o022)
+    try:
+        f.replace_file(module, str(tmp_path / "secret.json"), '{"token": "x"}', mode=0o600)
+        f.replace_file(module, str(tmp_path / "public.json"), "{}", mode=0o644)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "secret.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "public.json").stat().st_mode) == 0o644
+    (tmp_path / "secret.json").chmod(0o640)
+    with patch_module_args({}):
+        module = AnsibleModule(argument_spec={})
+    f.replace_file(module, str(tmp_path / "secret.json"), '{"token": "y"}', mode=0o600)
+    assert stat.S_IMODE((tmp_path / "secret.json").stat().st_mode) == 0o640, "an existing file keeps its mode"

@@ -171,6 +171,44 @@ def test_binary_from_url_needs_no_state(server, node, tmp_path):
     assert not node["state"].exists()
 
 
+def kata_like_tarball(tmp_path, config=b"[hypervisor.qemu]\n", target="configuration-qemu.toml"):
+    files = {"./opt/kata/share/defaults/configuration-qemu.toml": (config, 0o644),
+             "./opt/kata/share/defaults/configuration-clh.toml": (b"[hypervisor.clh]\n", 0o644),
+             "./opt/kata/bin/containerd-shim-kata-v2": b"shim"}
+    path = make_tarball(tmp_path / "kata.tar.xz", files, links={"./opt/kata/share/defaults/configuration.toml": target})
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def test_url_tarball_with_links_installs_them_as_links_idempotently(server, node, tmp_path):
+    kata_url = "https://releases.example.invalid/kata-static-3.99.0-amd64.tar.xz"
+    root = tmp_path / "root"
+    data = kata_like_tarball(tmp_path)
+    server.files[kata_url] = data
+    args = url_args(node, data, url=kata_url, members=None, dest=str(root), variable="kata_url")
+    kind, result = run(args, check_mode=True)
+    assert (kind, result["changed"]) == (ExitJson, True) and not root.exists()
+    kind, result = run(args, diff=True)
+    assert (kind, result["changed"]) == (ExitJson, True), result
+    link = root / "opt" / "kata" / "share" / "defaults" / "configuration.toml"
+    assert os.readlink(link) == "configuration-qemu.toml" and link.read_bytes() == b"[hypervisor.qemu]\n"
+    assert result["files"][str(link)] == "link:configuration-qemu.toml"
+    assert "%s -> configuration-qemu.toml" % link in result["diff"]["after"]
+    server.downloads.clear()
+    for check_mode in (True, False):
+        kind, result = run(args, check_mode=check_mode)
+        assert (result["changed"], server.downloads) == (False, []), result
+
+    os.unlink(link)
+    os.symlink("configuration-clh.toml", link)  # an operator pointed it elsewhere
+    kind, result = run(args, check_mode=True)
+    assert result["reasons"] == ["%s: not a link to configuration-qemu.toml" % link] and server.downloads == []
+    kind, result = run(args)
+    assert result["changed"] and os.readlink(link) == "configuration-qemu.toml"
+    assert sorted(p.name for p in link.parent.iterdir()) == ["configuration-clh.toml", "configuration-qemu.toml", "configuration.toml"]
+
+
 def test_remote_src_with_a_checksum_file_on_the_node(node, tmp_path):
     artifacts = tmp_path / "srv"
     artifacts.mkdir()
