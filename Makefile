@@ -84,7 +84,9 @@ BENCH_DIR := .build/bench
 benchmarks: venv collection-link bench-deps
 	@failed=""; for b in benchmarks/*.py; do name=$$(basename $$b .py); \
 	  if [ -n "$(BENCH_ONLY)" ] && ! echo " $(BENCH_ONLY) " | grep -q " $$name "; then continue; fi; echo "== $$b"; \
-	  if [ $$name = converge ]; then python $$b --nodes $(BENCH_NODES) $(BENCH_ARGS) || failed="$$failed $$name"; \
+	  if [ $$name = converge ]; then python tests/doubles/build.py --version 1.37.0 --debs $(LAB_KUBEADM_ARTIFACTS) && \
+	    python $$b --nodes $(BENCH_NODES) -e kubeadm_install_method=artifacts -e kubeadm_artifacts_dir=$(LAB_KUBEADM_ARTIFACTS) \
+	      $(BENCH_ARGS) || failed="$$failed $$name"; \
 	  else python $$b || failed="$$failed $$name"; fi; done; \
 	if [ -n "$$failed" ]; then echo "== benchmarks that failed:$$failed"; exit 1; fi
 

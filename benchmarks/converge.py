@@ -51,6 +51,8 @@ def parse_args(argv):
     parser.add_argument("--mitogen", action="store_true", help="run under Mitogen for Ansible (mitogen_<strategy>)")
     parser.add_argument("--forks", type=int, help="ANSIBLE_FORKS (default: ansible.cfg)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for ansible-playbook")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra variables for every run (make benchmarks passes the kubeadm test-double artifacts, as make lab)")
     parser.add_argument("--cfg", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="ansible.cfg setting for the runs (a generated copy of ansible.cfg), e.g. defaults.internal_poll_interval=0.01")
     parser.add_argument("--control-planes", default="auto", help="control-plane machines per lab (auto: 1 below 6 nodes, else 3)")
@@ -129,7 +131,7 @@ def bench_lab(args, lab_set, nodes, settings) -> dict:
     for kind in kinds:
         for attempt in range(1 if kind in ("first", "warmup") else args.repeat):
             run = measure.Run(kind=kind, playbook=REPO / args.playbook, inventory=inventory, check=kind == "check",
-                              env=settings, lab_netns_prefix=labs.netns_prefix(lab),
+                              env=settings, lab_netns_prefix=labs.netns_prefix(lab), extra_vars=args.extra_vars,
                               log=BUILD / "logs" / ("%s-%s%s.log" % (lab, kind, "-%d" % attempt if attempt else "")))
             if run.log.exists():
                 run.log.unlink()
@@ -211,7 +213,7 @@ def main(argv=None) -> int:
     settings = ansible_settings(args)
     date = datetime.date.today().isoformat()
     output = args.output or REPO / "benchmarks" / "results" / ("converge-%s%s.json" % (date, "-" + args.label if args.label else ""))
-    results = {"meta": {"date": date, "playbook": args.playbook, "nodes": args.node_counts, "runs": args.run_kinds,
+    results = {"meta": {"date": date, "playbook": args.playbook, "extra_vars": args.extra_vars, "nodes": args.node_counts, "runs": args.run_kinds,
                         "repeat": args.repeat, "env": settings, "cpus": os.cpu_count(), "load_start": procfs.load_average(),
                         "distro": args.distro, "label": args.label, "argv": sys.argv[1:] if argv is None else argv},
                "labs": [], "modules": []}

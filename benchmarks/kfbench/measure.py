@@ -44,6 +44,7 @@ class Run:
     env: dict = field(default_factory=dict)
     check: bool = False
     lab_netns_prefix: str = ""
+    extra_vars: list = field(default_factory=list)  # NAME=VALUE or @FILE, each passed as -e
 
 
 def interrupt(signum, frame):
@@ -116,6 +117,8 @@ def measure(run: Run) -> dict:
     ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
     ansible_playbook = str(ansible_playbook) if ansible_playbook.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
     command = [ansible_playbook, "-i", str(run.inventory), str(run.playbook)] + (["--check"] if run.check else [])
+    for extra in run.extra_vars:
+        command += ["-e", extra]
     run.log.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kfbench-") as scratch:
         scratch_path = Path(scratch)
@@ -141,11 +144,13 @@ def measure(run: Run) -> dict:
         ssh_lines = ssh_log.read_text().split() if ssh_log.exists() else []
     children_cpu = (rusage_after.ru_utime - rusage_before.ru_utime) + (rusage_after.ru_stime - rusage_before.ru_stime)
     controller_cpu = max(children_cpu - launched["launcher_cpu"], 0.0)
-    hosts = play["recap"]
-    nodes = max(len(hosts), 1)
     per_host = {host: {"executed": r["ok"] + r["failures"], "ok": r["ok"] - r["changed"], "changed": r["changed"],
                        "skipped": r["skipped"], "failed": r["failures"], "unreachable": r["unreachable"]}
-                for host, r in hosts.items()}
+                for host, r in play["recap"].items()}
+    # plays on the controller itself (the etcd PKI) are not a node: their tasks are kept apart, their CPU is the
+    # controller's and is shared out over the lab's nodes
+    controller_tasks = {host: per_host.pop(host) for host in CONTROLLER_HOSTS if host in per_host}
+    nodes = max(len(per_host), 1)
     return {
         "kind": run.kind,
         "check": run.check,
@@ -164,6 +169,7 @@ def measure(run: Run) -> dict:
         "load_after": load_after,
         "hosts": per_host,
         "tasks_per_node": _per_node(per_host),
+        "controller_tasks": controller_tasks,
         "ssh_invocations": len(ssh_lines),
         "ssh_connections": ssh_lines.count("new"),
         "peak_pss_mb": launched.get("peak_pss_mb"),
@@ -173,6 +179,9 @@ def measure(run: Run) -> dict:
         "leftover_processes": launched.get("leftover_processes"),
         "tasks": play["tasks"],
     }
+
+
+CONTROLLER_HOSTS = ("localhost", "127.0.0.1")
 
 
 def _per_node(per_host: dict) -> dict:

@@ -35,14 +35,12 @@ class ModuleTiming:
 
 def _containerd_merge(changed: bool) -> Callable[[ExitStack], Callable[[], object]]:
     def setup(stack):
-        import containerd_config_merge as merge  # benchmarks/containerd_config_merge.py: its input and node seam
+        import containerd_config_merge as merge  # benchmarks/containerd_config_merge.py: its input and merge step
 
-        base = (REPO / "tests" / "integration" / "fixtures" / "containerd" / "v2-default-1.7.toml").read_text()
-        params = dict(merge.PARAMS, path="/etc/containerd/config.toml")
-        node = merge.InMemoryNode(base + merge.NVIDIA)
+        text = merge.BASE.replace(merge.ANCHOR, merge.NVIDIA + merge.ANCHOR)
         if not changed:  # the file as the module leaves it: what every no-op converge sees
-            node.text = merge.cc.run(params, node, check_mode=True)["diff"]["after"]
-        return lambda: merge.cc.run(params, node, check_mode=True)
+            text = merge.merge(text, merge.PARAMS)[0]
+        return lambda: merge.merge(text, merge.PARAMS)
     return setup
 
 

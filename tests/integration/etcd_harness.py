@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Real etcd clusters on this host, built the way the etcd role builds them, for tests.
 
-Members listen on their own loopback addresses (``127.0.<n>.11`` ...), with certificates issued by
+Members listen on their own loopback addresses (``127.<free>.<n>.11`` ...), with certificates issued by
 ``cfssl_cert``'s code and the real cfssl, installed by ``etcd_certs``'s code, and a config file made by the role's
 ``etcd_config`` filter. Binaries are the Debian packages (``debfetch``): etcd 3.4 from bookworm, 3.5 from trixie.
 The role's systemd unit is replaced by ``ProcessService``, which starts, stops and restarts the member
@@ -16,8 +16,10 @@ processes, so ``_etcd_cluster`` runs unchanged against them.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +35,10 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._etcd_node impor
 from ansible_collections.kubeforge.cluster.plugins.module_utils._etcdctl import C_ENV, Etcdctl
 
 NAMES = ["m1", "m2", "m3", "m4", "m5"]
+# etcdctl's command timeout for the calls that may meet a stopped member (health, status, member list): etcdctl waits
+# that long for an endpoint that refuses connections (the role's default of 10 s would make each look at a cluster
+# with a member down cost 20 s); a healthy member on loopback answers in well under a second even on a loaded host
+SHORT_TIMEOUT = 3
 
 
 def run(argv):
@@ -40,12 +46,36 @@ def run(argv):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@functools.lru_cache(maxsize=None)
+def _fetch_root(package, suite):
+    """Each package once per test process: every fetch asks apt-cache for the candidate version (seconds of CPU)."""
+    return debfetch.fetch(package, suite)
+
+
 def fetch_bin(package, suite, name):
     try:
-        root = debfetch.fetch(package, suite)
+        root = _fetch_root(package, suite)
     except (debfetch.DebFetchError, OSError) as exc:
         pytest.skip("%s from Debian %s is not available here: %s" % (package, suite, exc))
     return str(Path(root) / "usr" / "bin" / name)
+
+
+def free_loopback_octet(subnet):
+    """The second octet of a 127.<octet>.<subnet>.0/24 whose etcd ports nobody holds: these tests may run side by side
+    (CI and a developer's `make integration` on one host), and fixed addresses made the second run's members fail with
+    "bind: address already in use"."""
+    start = os.getpid() % 200
+    for step in range(200):
+        octet = 20 + (start + step) % 200
+        try:
+            for index in range(len(NAMES)):
+                for port in (2379, 2380):
+                    with socket.socket() as probe:
+                        probe.bind(("127.%d.%d.%d" % (octet, subnet, 11 + index), port))
+        except OSError:
+            continue
+        return octet
+    raise RuntimeError("no free 127.x.%d.0/24 for the test members" % subnet)
 
 
 class ProcessService:
@@ -79,7 +109,7 @@ class Ops:
 
     def __init__(self, harness, name):
         self.harness, self.name = harness, name
-        self.etcdctl = harness.etcdctl(name)
+        self.etcdctl = harness.etcdctl(name, command_timeout=SHORT_TIMEOUT)
         self.calls = []
 
     def systemctl(self, args):
@@ -112,7 +142,8 @@ class EtcdHarness:
         self.cfssl = fetch_bin("golang-cfssl", cfssl_suite, "cfssl")
         self.pki = self.workdir / "pki"
         self.services = {}
-        self.hostvars = {name: {"etcd_address": "127.0.%d.%d" % (subnet, 11 + index)} for index, name in enumerate(NAMES)}
+        octet = free_loopback_octet(subnet)
+        self.hostvars = {name: {"etcd_address": "127.%d.%d.%d" % (octet, subnet, 11 + index)} for index, name in enumerate(NAMES)}
         self.members = {m["name"]: m for m in etcd_members(NAMES, self.hostvars)}
         self.extra_sans = {}
 
@@ -189,10 +220,10 @@ class EtcdHarness:
     def endpoints(self, names):
         return [self.members[n]["client_url"] for n in names]
 
-    def etcdctl(self, name, endpoints=None):
+    def etcdctl(self, name, endpoints=None, command_timeout=10):
         pki = self.workdir / name / "pki" / "current"
         return Etcdctl(self.etcdctl_bin, run, endpoints or [self.members[name]["client_url"]], str(pki / "ca.pem"),
-                       str(pki / "admin.pem"), str(pki / "admin-key.pem"))
+                       str(pki / "admin.pem"), str(pki / "admin-key.pem"), dial_timeout=2, command_timeout=command_timeout)
 
     def ops(self, name):
         return Ops(self, name)
@@ -200,7 +231,7 @@ class EtcdHarness:
     def wait_healthy(self, names, timeout=60):
         deadline = time.monotonic() + timeout
         while True:
-            health, errors = self.etcdctl(names[0]).health(self.endpoints(names))
+            health, errors = self.etcdctl(names[0], command_timeout=SHORT_TIMEOUT).health(self.endpoints(names))
             if not errors and len(health) == len(names):
                 return
             if time.monotonic() > deadline:

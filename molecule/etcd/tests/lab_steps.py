@@ -27,6 +27,7 @@ INVENTORY = Path(os.environ["MOLECULE_INVENTORY_FILE"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 sys.path.insert(0, str(PROJECT / "tests"))
+sys.path.insert(0, str(PROJECT / ".build" / "collections"))
 
 from etcd_writer import Writer, check_endpoints  # noqa: E402
 
@@ -105,6 +106,13 @@ def etcd_process(name):
     return int(values["MainPID"]), int(values["ActiveEnterTimestampMonotonic"])
 
 
+def member_state(name):
+    """What a refused run must leave alone on a member, read in one ssh command: the etcd process (MainPID and start
+    time), the installed certificate generation and the config file's checksum."""
+    return machine(name).check_output(
+        "systemctl show etcd -p MainPID -p ActiveEnterTimestampMonotonic; readlink /etc/etcd/pki/current; md5sum /etc/etcd/etcd.conf.yml")
+
+
 def pki(name):
     return EPHEMERAL / "etcd-pki" / name
 
@@ -115,8 +123,10 @@ class Writing:
     def __init__(self, hosts, label, figures):
         endpoints = ["https://%s:2379" % host_address(h) for h in hosts]
         check_endpoints(endpoints, lab_network())
+        # 20 writes a second at most: enough to see a stall of a tenth of a second, and little controller CPU taken
+        # from the playbook run it measures (benchmarks/etcd_rolling.py writes every 10 ms)
         self.writer = Writer(endpoints, str(pki("ca") / "cert.pem"), str(pki("node1-admin") / "cert.pem"),
-                             str(pki("node1-admin") / "key.pem"), "/kubeforge-writer/%s" % label.replace(" ", "-"))
+                             str(pki("node1-admin") / "key.pem"), "/kubeforge-writer/%s" % label.replace(" ", "-"), interval=0.05)
         self.label, self.figures = label, figures
         self.thread = threading.Thread(target=self.writer.run, daemon=True)
 
