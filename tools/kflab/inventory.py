@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+from . import paths
 from .addressing import group_layout
 from .ssh import INVENTORY_SSH_ARGS
 from .state import LabState
@@ -42,6 +43,9 @@ def render_inventory(state: LabState) -> str:
         "    ansible_python_interpreter: /usr/bin/python3",
         "    ansible_ssh_common_args: %s" % _yaml_scalar(INVENTORY_SSH_ARGS),
         "    kubeforge_lab_name: %s" % _yaml_scalar(state.lab),
+        # each lab is its own cluster: its etcd CA lives and dies with the lab, never shared with another lab
+        # (the role's default is one directory per cluster name under ~/.kubeforge on the controller)
+        "    etcd_ca_dir: %s" % _yaml_scalar(paths.lab_dir(state.lab) / "etcd-pki"),
         "  hosts:",
     ]
     for machine in machines:

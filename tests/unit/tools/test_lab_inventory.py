@@ -32,6 +32,15 @@ def test_render_inventory_structure():
     assert set(children["kube_nodes"]["children"]) == {"control_plane", "workers"}
 
 
+def test_each_lab_has_its_own_etcd_ca_dir():
+    first = yaml.safe_load(inventory.render_inventory(make_state()))["all"]["vars"]["etcd_ca_dir"]
+    other_state = make_state()
+    other_state.lab = "other"
+    other = yaml.safe_load(inventory.render_inventory(other_state))["all"]["vars"]["etcd_ca_dir"]
+    assert first != other
+    assert first.startswith("/") and first.endswith("/etcd-pki")
+
+
 def test_render_inventory_single_machine_has_empty_workers():
     data = yaml.safe_load(inventory.render_inventory(make_state(names=("solo",))))
     assert data["all"]["children"]["workers"] == {}
