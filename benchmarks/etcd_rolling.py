@@ -195,8 +195,8 @@ def main(argv=None):
             subprocess.run(["rm", "-rf", str(bench.pki)], check=True)  # a fresh lab gets a fresh CA
         run_steps(bench, steps, args.repeat)
     print_table(bench.results, load)
-    out = REPO / "benchmarks" / "results" / ("etcd-rolling-%s%s.json" % (datetime.date.today().isoformat(),
-                                                                        "-" + args.label if args.label else ""))
+    name = "etcd-rolling-%s%s.json" % (datetime.date.today().isoformat(), "-" + args.label if args.label else "")
+    out = REPO / "benchmarks" / "results" / name
     out.write_text(json.dumps({"load_at_start": load, "steps": bench.results}, indent=2) + "\n")
     log("figures written to %s" % out.relative_to(REPO))
     return 1 if any(row.get("lost") for row in bench.results) else 0

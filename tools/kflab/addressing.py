@@ -79,13 +79,19 @@ def machine_names(count: int, names: list[str] | None = None) -> list[str]:
     return result
 
 
+# 10.112.0.0-10.199.255.0: above kubeadm's default Service range 10.96.0.0/12 (10.96-10.111), which the kubeadm
+# role refuses to overlap with the nodes' network, and below its usual pod ranges (10.244.0.0/16)
+FIRST_SUBNET_OCTET, SUBNET_OCTETS = 112, 88
+
+
 def subnet_candidates(lab: str):
-    """Deterministic /24 candidates in 10.100.0.0-10.199.255.0 derived from the lab name."""
+    """Deterministic /24 candidates in 10.112.0.0-10.199.255.0 derived from the lab name."""
     value = int(hashlib.sha256(("subnet:" + lab).encode("utf-8")).hexdigest(), 16)
-    start = value % (100 * 256)
-    for step in range(100 * 256):
-        slot = (start + step) % (100 * 256)
-        yield ipaddress.IPv4Network("10.%d.%d.0/24" % (100 + slot // 256, slot % 256))
+    slots = SUBNET_OCTETS * 256
+    start = value % slots
+    for step in range(slots):
+        slot = (start + step) % slots
+        yield ipaddress.IPv4Network("10.%d.%d.0/24" % (FIRST_SUBNET_OCTET + slot // 256, slot % 256))
 
 
 def pick_subnet(lab: str, used: list) -> ipaddress.IPv4Network:
@@ -99,7 +105,7 @@ def pick_subnet(lab: str, used: list) -> ipaddress.IPv4Network:
     for candidate in subnet_candidates(lab):
         if not any(candidate.overlaps(net) for net in taken if net.version == 4 and net.prefixlen > 0):
             return candidate
-    raise LabError("no free /24 left in 10.100.0.0/16-10.199.0.0/16 for lab %s" % lab)
+    raise LabError("no free /24 left in 10.112.0.0/16-10.199.0.0/16 for lab %s" % lab)
 
 
 def parse_routes(routes_json: str) -> list[str]:

@@ -252,6 +252,6 @@ def test_second_converge_changes_and_restarts_nothing_and_kubeadm_reads_the_sett
     assert run.rc == 0 and run.changed() == {}, run.output[-3000:]  # the assert in the playbook checks the values
     assert {h: etcd_process(h) for h in THREE} == before
     tasks = {h: entry["ok"] + entry["skipped"] for h, entry in run.recap.items() if h in THREE}
-    record(FIG, "no-op converge (3 members) + kubeadm settings", {"wall_s": run.seconds, "controller_cpu_s": run.cpu,
-                                                                   "tasks_per_host": tasks})
+    record(FIG, "no-op converge (3 members) + kubeadm settings",
+           {"wall_s": run.seconds, "controller_cpu_s": run.cpu, "tasks_per_host": tasks})
     print("\nno-op converge: %s s wall, %s s controller CPU, tasks %s" % (run.seconds, run.cpu, tasks))

@@ -68,8 +68,15 @@ def test_subnet_is_deterministic_private_and_in_range():
     assert first == addressing.pick_subnet("kubeforge", [])
     assert first.prefixlen == 24
     assert first.subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
-    assert 100 <= int(str(first.network_address).split(".")[1]) <= 199
+    assert 112 <= int(str(first.network_address).split(".")[1]) <= 199
     assert addressing.pick_subnet("other-lab", []) != first
+
+
+def test_no_lab_subnet_overlaps_kubeadms_default_service_range():
+    services = ipaddress.IPv4Network("10.96.0.0/12")
+    for lab in ("kubeforge", "site-lab", "molecule-site", "bench-12", "x"):
+        assert not addressing.pick_subnet(lab, []).overlaps(services), lab
+    assert not any(net.overlaps(services) for net in addressing.subnet_candidates("kubeforge"))
 
 
 def test_subnet_skips_host_routes_nameservers_and_other_labs():
