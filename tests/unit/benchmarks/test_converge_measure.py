@@ -21,7 +21,7 @@ import converge  # noqa: E402
 from kfbench import measure, procfs, report  # noqa: E402
 
 PLAYBOOK = """
-- hosts: localhost
+- hosts: node1
   connection: local
   gather_facts: false
   tasks:
@@ -39,6 +39,14 @@ PLAYBOOK = """
     - name: A process left running in the background (an orphan, like an ssh ControlMaster)
       ansible.builtin.shell: "(sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {{ target }}.pid)"
       changed_when: false
+
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: A task on the controller itself (as the etcd PKI play), not a node
+      ansible.builtin.command: "true"
+      changed_when: false
 """
 
 
@@ -47,7 +55,7 @@ def measured(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("measure")
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK.replace("{{ target }}", str(tmp_path / "file")))
-    run = measure.Run("noop", playbook, Path("localhost,"), tmp_path / "logs" / "run.log",
+    run = measure.Run("noop", playbook, Path("node1,"), tmp_path / "logs" / "run.log",
                       env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable,
                            "ANSIBLE_CONFIG": str(measure.ansible_cfg({}, tmp_path / "cfg"))})
     return measure.measure(run), tmp_path
@@ -56,8 +64,12 @@ def measured(tmp_path_factory):
 def test_one_run_counts_outcomes_per_host(measured):
     figures, _tmp = measured
     assert figures["rc"] == 0, Path(figures["log"]).read_text()
-    assert figures["hosts"] == {"localhost": {"executed": 3, "ok": 2, "changed": 1, "skipped": 1, "failed": 0, "unreachable": 0}}
+    assert figures["hosts"] == {"node1": {"executed": 3, "ok": 2, "changed": 1, "skipped": 1, "failed": 0, "unreachable": 0}}
     assert figures["tasks_per_node"]["executed"] == {"mean": 3, "max": 3}
+    # the controller's own play is kept apart: it is not a node and does not dilute the per-node figures
+    assert figures["controller_tasks"] == {"localhost": {"executed": 1, "ok": 1, "changed": 0, "skipped": 0, "failed": 0,
+                                                         "unreachable": 0}}
+    assert figures["controller_cpu_per_node"] == pytest.approx(figures["controller_cpu"], abs=0.01)
     names = {task["name"]: task for task in figures["tasks"]}
     assert names["A changed task"]["changed"] == 1 and names["A skipped task"]["skipped"] == 1
     assert all(task["hosts"] == 1 and task["host_seconds"] > 0 for task in figures["tasks"])
