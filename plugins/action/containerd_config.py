@@ -15,23 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config import ARGUMENT_SPEC
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_schema import ContainerdConfigError
 from ansible_collections.kubeforge.cluster.plugins.module_utils._containerd_config_task import HELPER, ModuleNode, run
-
-
-def _plain(value):
-    """Task arguments (possibly tagged str/dict subclasses) -> plain Python data for tomlkit."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import untagged
 
 
 class ActionModule(ActionBase):
@@ -47,7 +31,7 @@ class ActionModule(ActionBase):
         _validation, params = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
             node = ModuleNode(lambda args: self._execute_module(module_name=HELPER, module_args=args, task_vars=task_vars))
-            outcome = run(_plain(params), node, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
+            outcome = run(untagged(params), node, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         except ContainerdConfigError as exc:
             result.update(exc.extra)
             result.update(failed=True, msg=exc.msg, changed=False)

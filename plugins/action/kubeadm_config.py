@@ -20,27 +20,10 @@ import yaml
 from ansible.plugins.action import ActionBase
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kubeadm_config import render
 from ansible_collections.kubeforge.cluster.plugins.module_utils._kubeadm_settings import SettingsError, argument_spec
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import mask_text
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import mask_text, untagged
 
 HEADER = "# Rendered by kubeforge.cluster.kubeadm_config (Kubernetes %s, %s); changes here are overwritten.\n"
 C_ENV = ["LANG=C", "LC_ALL=C", "LANGUAGE=C"]
-
-
-def _plain(value):
-    """Task arguments (tagged str/dict subclasses) -> plain data for the renderer and PyYAML."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
 
 
 def render_text(rendered, documents, version):
@@ -60,7 +43,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
-        params = _plain(params)
+        params = untagged(params)
         secrets = [s for s in (params.get("bootstrap_token"), params.get("certificate_key")) if s]
         try:
             rendered = render(params)

@@ -31,7 +31,7 @@ from ansible_collections.kubeforge.cluster.plugins.module_utils._artifacts impor
     parse_targets,
     sha256_file,
 )
-from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError
+from ansible_collections.kubeforge.cluster.plugins.module_utils._validate import InputError, untagged
 
 MODULE = "kubeforge.cluster.release_artifact"
 
@@ -82,21 +82,6 @@ class HashCache:
         return value
 
 
-def _plain(value):
-    """Task arguments (possibly tagged str/dict subclasses) -> plain Python data."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    return value
-
-
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False  # a remote tmp dir is made only when the artifact must be transferred
@@ -112,7 +97,7 @@ class ActionModule(ActionBase):
                 result.update(failed=True, msg="%s is set by the action plugin, not by a task" % internal)
                 return result
         _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
-        params = _plain(params)
+        params = untagged(params)
         if params.get("url") is not None or params["remote_src"]:
             result.update(self._module(params, task_vars))
             return result

@@ -142,6 +142,24 @@ def require_scalar(option, value):
     raise InputError(option, "must be a string, number or bool, got %s" % type_name(value))
 
 
+def untagged(value):
+    """Task arguments as plain Python values: Ansible's tagged str/dict/list subclasses become str/dict/list, so that
+    renderers (tomlkit, PyYAML, json) see ordinary data. Nothing is checked or refused here (see ``plain_data``)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {untagged(key): untagged(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [untagged(item) for item in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 def plain_data(option, value):
     """Structured input (dicts, lists, strings, numbers, bools; Ansible's tagged subclasses included) as plain
     Python values, e.g. to render a TOML or JSON file. Null and other types are refused, naming where they are."""

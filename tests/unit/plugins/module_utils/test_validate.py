@@ -181,6 +181,19 @@ def test_mask_text_covers_json_escapes_of_control_and_non_ascii(secret):
         assert json.loads(masked)["password"] == v.MASK
 
 
+def test_untagged_turns_subclasses_into_plain_values_and_keeps_none():
+    class Tagged(str):
+        pass
+
+    class TaggedDict(dict):
+        pass
+
+    value = v.untagged(TaggedDict({Tagged("a"): [Tagged("x"), 1, 2.5, True, None]}))
+    assert value == {"a": ["x", 1, 2.5, True, None]}
+    key = next(iter(value))
+    assert not isinstance(key, Tagged) and not isinstance(value, TaggedDict) and not isinstance(value["a"][0], Tagged)
+
+
 def test_plain_data_returns_plain_values_and_names_the_bad_item():
     class Tagged(str):  # Ansible hands templated strings over as str subclasses
         pass
