@@ -21,8 +21,11 @@ MANAGED_KEYS = frozenset((
 BOOTSTRAP_KEYS = ("initial-cluster", "initial-cluster-state", "initial-cluster-token")
 # Results the role registers per member, read back through hostvars
 PREFLIGHT = "__etcd_preflight"
-RESTART_CAUSES = (("__etcd_config_file", "configuration"), ("__etcd_unit", "systemd unit"), ("__etcd_install_package", "etcd binary"),
-                  ("__etcd_install_tarball", "etcd binary"), ("__etcd_install_artifacts", "etcd binary"))
+RESTART_CAUSES = (("__etcd_install_package", "etcd binary"), ("__etcd_install_tarball", "etcd binary"),
+                  ("__etcd_install_artifacts", "etcd binary"))
+# The managed_files result of the member's files: which of its entries (changed_names) are restart causes
+FILES = "__etcd_files"
+FILE_CAUSES = (("config", "configuration"), ("unit", "systemd unit"))
 
 
 def _url(address, port):
@@ -47,6 +50,47 @@ def etcd_members(hosts, hostvars, client_port=2379, peer_port=2380):
         members.append({"name": host, "address": str(address), "client_url": _url(str(address), client_port),
                         "peer_url": _url(str(address), peer_port)})
     return members
+
+
+def etcd_member_certificates(members, hostvars, subject, listen_localhost=True, extra_sans=(), peer_extra_sans=()):
+    """The cfssl_cert certificate requests of every member: ``<name>-server``, ``<name>-peer`` and ``<name>-admin``.
+
+    One kubeforge.cluster.cfssl_cert call on the controller issues them all (a call per member would run the module
+    once per member). A member's ``etcd_listen_localhost``, ``etcd_extra_sans`` and ``etcd_peer_extra_sans`` are its
+    inventory values when it has them, else the arguments (the role's values).
+    """
+    requests = []
+    for member in members:
+        variables = hostvars[member["name"]] if member["name"] in hostvars else {}
+        localhost = variables.get("etcd_listen_localhost", listen_localhost)
+        extra = variables.get("etcd_extra_sans", extra_sans)
+        peer_extra = variables.get("etcd_peer_extra_sans", peer_extra_sans)
+        for name, value in (("etcd_extra_sans", extra), ("etcd_peer_extra_sans", peer_extra)):
+            if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+                raise AnsibleFilterError("etcd member %s: %s must be a list of host names and IP addresses, got %r" % (member["name"], name, value))
+        if not isinstance(localhost, bool):
+            raise AnsibleFilterError("etcd member %s: etcd_listen_localhost must be true or false, got %r" % (member["name"], localhost))
+        own = [member["name"], member["address"]]
+        requests += [
+            # server + client auth (as kubeadm makes it): etcd's JSON gateway dials the member's own gRPC listener with
+            # the server certificate as its client certificate
+            {"name": member["name"] + "-server", "cn": member["name"], "profile": "peer", "names": subject,
+             "hosts": own + (["127.0.0.1", "localhost"] if localhost else []) + list(extra)},
+            {"name": member["name"] + "-peer", "cn": member["name"], "profile": "peer", "names": subject,
+             "hosts": own + list(peer_extra)},
+            {"name": member["name"] + "-admin", "cn": "etcd-admin", "profile": "client", "names": subject},
+        ]
+    return requests
+
+
+def etcd_certificates_changed(pki_result, member):
+    """Whether the cfssl_cert result changed the CA or one of ``member``'s certificates (false when skipped)."""
+    if not isinstance(pki_result, dict):
+        return False
+    if (pki_result.get("ca") or {}).get("changed"):
+        return True
+    certificates = pki_result.get("certificates") or {}
+    return any((certificates.get("%s-%s" % (member, kind)) or {}).get("changed") for kind in ("server", "peer", "admin"))
 
 
 def _initial_cluster(pairs):
@@ -128,7 +172,8 @@ def etcd_restarts(members, hostvars, leader=None):
         preflight = _registered(hostvars, name, PREFLIGHT)
         if not preflight.get("has_data") or (preflight.get("service") or {}).get("active_state") != "active":
             continue
-        reasons = []
+        changed_files = _registered(hostvars, name, FILES).get("changed_names") or []
+        reasons = [reason for entry, reason in FILE_CAUSES if entry in changed_files]
         for variable, reason in RESTART_CAUSES:
             if _registered(hostvars, name, variable).get("changed") and reason not in reasons:
                 reasons.append(reason)
@@ -181,4 +226,5 @@ def etcd_config(member, bootstrap, settings):
 class FilterModule:
     def filters(self):
         return {"etcd_members": etcd_members, "etcd_running": etcd_running, "etcd_plan": etcd_plan,
-                "etcd_restarts": etcd_restarts, "etcd_config": etcd_config}
+                "etcd_restarts": etcd_restarts, "etcd_config": etcd_config,
+                "etcd_member_certificates": etcd_member_certificates, "etcd_certificates_changed": etcd_certificates_changed}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.kubeforge.cluster.plugins.filter.etcd import etcd_config, etcd_members, etcd_plan, etcd_restarts, etcd_running
+from ansible_collections.kubeforge.cluster.plugins.filter.etcd import (
+    etcd_certificates_changed, etcd_config, etcd_member_certificates, etcd_members, etcd_plan, etcd_restarts, etcd_running,
+)
 
 HOSTVARS = {"n1": {"ansible_host": "10.0.0.11"}, "n2": {"ansible_host": "10.0.0.12", "etcd_address": "10.1.0.12"},
             "n3": {"ansible_host": "10.0.0.13"}, "n4": {"ansible_host": "fd00::14"}}
@@ -65,8 +67,9 @@ def test_running_members_and_restarts_leader_last():
     assert etcd_running(MEMBERS, hostvars) == ["n1", "n2"]
     hostvars["n3"]["__etcd_preflight"] = preflight()
     for name in ("n1", "n2", "n3"):
-        hostvars[name]["__etcd_config_file"] = {"changed": True}
-    hostvars["n2"]["__etcd_unit"] = {"changed": True}
+        hostvars[name]["__etcd_files"] = {"changed": True, "changed_names": ["config"]}
+    # a changed data directory alone is no restart cause
+    hostvars["n2"]["__etcd_files"] = {"changed": True, "changed_names": ["data_dir", "config", "unit"]}
     hostvars["n2"]["__etcd_certs"] = {"changed": True, "ca_changed": False}
     assert etcd_restarts(MEMBERS, hostvars, "n1") == [
         {"name": "n2", "reasons": ["configuration", "systemd unit"]}, {"name": "n3", "reasons": ["configuration"]},
@@ -76,7 +79,7 @@ def test_running_members_and_restarts_leader_last():
                 for name in ("n1", "n2", "n3")}
     assert etcd_restarts(MEMBERS, hostvars, "n3") == [{"name": "n3", "reasons": ["CA certificate"]}]
     # members that were not running are started, not restarted; hosts outside the play are skipped
-    assert etcd_restarts(MEMBERS, {"n1": {"__etcd_preflight": preflight(active=False), "__etcd_unit": {"changed": True}}}) == []
+    assert etcd_restarts(MEMBERS, {"n1": {"__etcd_preflight": preflight(active=False), "__etcd_files": {"changed_names": ["unit"]}}}) == []
 
 
 def test_config_file():
@@ -97,3 +100,30 @@ def test_config_file():
     assert etcd_config(MEMBERS[0], bootstrap, dict(settings, listen_localhost=False))["listen-client-urls"] == "https://10.0.0.11:2379"
     with pytest.raises(AnsibleFilterError, match="etcd_config_extra sets client-transport-security, data-dir, which the role manages"):
         etcd_config(MEMBERS[0], bootstrap, dict(settings, extra={"data-dir": "/x", "client-transport-security": {}}))
+
+
+def test_member_certificates_for_every_member_with_their_own_sans():
+    hostvars = {"n1": {"ansible_host": "10.0.0.1"},
+                "n2": {"ansible_host": "10.0.0.2", "etcd_extra_sans": ["etcd.example"], "etcd_listen_localhost": False}}
+    members = etcd_members(["n1", "n2"], hostvars)
+    requests = {r["name"]: r for r in etcd_member_certificates(members, hostvars, {"O": "k"}, True, ["vip.example"], [])}
+    assert sorted(requests) == ["n1-admin", "n1-peer", "n1-server", "n2-admin", "n2-peer", "n2-server"]
+    assert requests["n1-server"]["hosts"] == ["n1", "10.0.0.1", "127.0.0.1", "localhost", "vip.example"]
+    # n2's own inventory values win over the role's
+    assert requests["n2-server"]["hosts"] == ["n2", "10.0.0.2", "etcd.example"]
+    assert requests["n2-peer"] == {"name": "n2-peer", "cn": "n2", "profile": "peer", "names": {"O": "k"}, "hosts": ["n2", "10.0.0.2"]}
+    assert requests["n1-admin"]["cn"] == "etcd-admin" and "hosts" not in requests["n1-admin"]
+
+
+def test_member_certificates_refuse_a_bad_san_list_naming_the_member():
+    hostvars = {"n1": {"ansible_host": "10.0.0.1", "etcd_extra_sans": "etcd.example"}}
+    with pytest.raises(AnsibleFilterError, match="etcd member n1: etcd_extra_sans must be a list"):
+        etcd_member_certificates(etcd_members(["n1"], hostvars), hostvars, {}, True, [], [])
+
+
+def test_certificates_changed_per_member():
+    result = {"ca": {"changed": False}, "certificates": {"n1-server": {"changed": True}, "n2-server": {"changed": False}}}
+    assert etcd_certificates_changed(result, "n1") is True
+    assert etcd_certificates_changed(result, "n2") is False
+    assert etcd_certificates_changed(dict(result, ca={"changed": True}), "n2") is True
+    assert etcd_certificates_changed({"skipped": True}, "n1") is False
