@@ -1,22 +1,22 @@
 # Copyright: kubeforge.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Turn a list of kernel module names into kubeforge.cluster.kernel_modules entries with a shared reason."""
+"""Turn a list of kernel module names into kubeforge.cluster.kernel_modules entries with a shared reason.
+
+The filter entry points only; the implementation is ``plugins/plugin_utils/kernel_module_entries.py`` and is imported on a filter's first
+call (see ``plugin_utils/_lazy_filters.py``: Ansible loads every filter file of the collection in each worker).
+"""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.kubeforge.cluster.plugins.plugin_utils._lazy_filters import LazyFilters
 
-
-def kernel_module_entries(names, reason="", required=True):
-    """``[{"name": n, "required": required, "reason": reason}]``; names must be strings."""
-    if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
-        raise AnsibleFilterError("kernel_module_entries needs a list of module names, got %r" % (names,))
-    entry = {"required": bool(required)}
-    if reason:
-        entry["reason"] = reason
-    return [dict(entry, name=name) for name in names]
+_LAZY = LazyFilters("kernel_module_entries", ("kernel_module_entries",))
 
 
 class FilterModule:
     def filters(self):
-        return {"kernel_module_entries": kernel_module_entries}
+        return _LAZY.filters()
+
+
+def __getattr__(name):
+    return _LAZY.attribute(name)

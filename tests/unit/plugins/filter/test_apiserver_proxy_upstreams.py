@@ -17,7 +17,9 @@ HOSTVARS = {
 
 
 def test_registered():
-    assert FilterModule().filters()["apiserver_proxy_upstreams"] is apiserver_proxy_upstreams
+    registered = FilterModule().filters()["apiserver_proxy_upstreams"]
+    assert registered([], ["cp1"], {"cp1": {"ansible_host": "10.0.0.1"}}, 5443) == apiserver_proxy_upstreams(
+        [], ["cp1"], {"cp1": {"ansible_host": "10.0.0.1"}}, 5443)
 
 
 def test_from_the_group():

@@ -52,4 +52,5 @@ def test_a_host_without_a_result_is_a_failed_row():
 def test_bad_arguments_and_registration():
     with pytest.raises(AnsibleFilterError, match="hosts must be a list"):
         doctor_report({}, "node1")
-    assert FilterModule().filters()["doctor_report"] is doctor_report
+    with pytest.raises(AnsibleFilterError, match="hosts must be a list"):
+        FilterModule().filters()["doctor_report"]({}, "node1")

@@ -25,4 +25,6 @@ def test_anything_but_a_list_of_names_is_refused(names):
 
 
 def test_filter_is_registered():
-    assert FilterModule().filters() == {"kernel_module_entries": kernel_module_entries}
+    registered = FilterModule().filters()
+    assert list(registered) == ["kernel_module_entries"]
+    assert registered["kernel_module_entries"](["ip_vs"], "x") == kernel_module_entries(["ip_vs"], "x")
