@@ -44,8 +44,8 @@ BUILD = REPO / ".build" / "bench"
 # read-only builtin modules that work on any node, each with harmless arguments
 MODULES = [
     ("ansible.builtin.stat", "path: /etc/hostname"), ("ansible.builtin.slurp", "src: /etc/hostname"),
-    ("ansible.builtin.find", "paths: /etc/systemd"), ("ansible.builtin.getent", "database: passwd\n        key: root"),
-    ("ansible.builtin.file", "path: /etc/hostname\n        state: file"), ("ansible.builtin.service_facts", ""),
+    ("ansible.builtin.find", "paths: /etc/systemd"), ("ansible.builtin.getent", "database: passwd\nkey: root"),
+    ("ansible.builtin.file", "path: /etc/hostname\nstate: file"), ("ansible.builtin.service_facts", ""),
     ("ansible.builtin.command", "argv: [\"true\"]"), ("ansible.builtin.wait_for", "timeout: 0"),
     ("ansible.builtin.ping", "data: x"), ("ansible.builtin.setup", "gather_subset: ['!all', '!min']"),
 ]
@@ -63,7 +63,7 @@ def playbook(kind: str, count: int) -> str:
             module, arguments = MODULES[number % len(MODULES)]
             lines.append("      %s:" % module + ("" if arguments else " {}"))
             if arguments:
-                lines += ["        " + line.strip() if index else "        " + line for index, line in enumerate(arguments.split("\n"))]
+                lines += ["        " + line for line in arguments.split("\n")]
             lines.append("      changed_when: false")
         else:
             lines.append("      ansible.builtin.ping:")

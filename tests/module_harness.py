@@ -50,3 +50,17 @@ def call_main(main, args, check_mode=False, diff=False):
         except (ExitJson, FailJson) as exc:
             return type(exc), exc.args[0]
     raise AssertionError("main() returned without exit_json or fail_json")
+
+
+def exits(main, args, **kwargs):
+    """``call_main`` that must end in exit_json; returns the result."""
+    kind, result = call_main(main, args, **kwargs)
+    assert kind is ExitJson, result
+    return result
+
+
+def fails(main, args, **kwargs):
+    """``call_main`` that must end in fail_json; returns the result (with msg)."""
+    kind, result = call_main(main, args, **kwargs)
+    assert kind is FailJson, result
+    return result

@@ -72,14 +72,17 @@ def _content(option, value):
 
 
 def parse(files, directories):
-    """``(directories, files)`` as Entry lists; an InputError names the item and the key. A path may appear once."""
+    """``(directories, files)`` as Entry lists; an InputError names the item and the key. A path and a name may each
+    appear once (the result is keyed by name)."""
     parsed_dirs = [Entry("directories[%d]" % i, d, False) for i, d in enumerate(directories or [])]
     parsed_files = [Entry("files[%d]" % i, f, True) for i, f in enumerate(files or [])]
-    seen = {}
-    for index, entry in enumerate(parsed_dirs + parsed_files):
-        if entry.path in seen:
-            raise InputError("files", "%s is listed twice (%s and item %d); list each path once" % (entry.path, seen[entry.path], index))
-        seen[entry.path] = "item %d" % index
+    for key in ("path", "name"):
+        seen = set()
+        for entry in parsed_dirs + parsed_files:
+            value = getattr(entry, key)
+            if value in seen:
+                raise InputError("files", "the %s %s is listed twice; list each %s once" % (key, value, key))
+            seen.add(value)
     return parsed_dirs, parsed_files
 
 
@@ -96,14 +99,6 @@ def ids(entry):
     return uid, gid
 
 
-def _attributes(st):
-    return {"mode": "%04o" % stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
-
-
-def _wanted_attributes(entry, uid, gid):
-    return {"mode": "%04o" % entry.mode, "uid": uid, "gid": gid}
-
-
 def plan_directory(entry, uid, gid):
     """What must change for ``entry``: ``[]``, or reasons such as ``create``, ``mode 0700 -> 0755``, ``owner``."""
     try:
@@ -111,15 +106,16 @@ def plan_directory(entry, uid, gid):
     except FileNotFoundError:
         return ["create"]
     if not stat.S_ISDIR(st.st_mode):
-        raise InputError("directories", "%s exists and is not a directory (a link or a file); move it away or choose another path" % entry.path)
-    return _attribute_changes(_attributes(st), _wanted_attributes(entry, uid, gid))
+        raise ManagedFileError("%s exists and is not a directory (a link or a file); move it away or choose another path" % entry.path)
+    return _attribute_changes(st, entry, uid, gid)
 
 
-def _attribute_changes(current, wanted):
+def _attribute_changes(st, entry, uid, gid):
+    """``mode 0700 -> 0755`` and ``owner`` when ``st`` differs from the entry (an unknown owner always differs)."""
     changes = []
-    if current["mode"] != wanted["mode"]:
-        changes.append("mode %s -> %s" % (current["mode"], wanted["mode"]))
-    if wanted["uid"] is None or wanted["gid"] is None or (current["uid"], current["gid"]) != (wanted["uid"], wanted["gid"]):
+    if stat.S_IMODE(st.st_mode) != entry.mode:
+        changes.append("mode %04o -> %04o" % (stat.S_IMODE(st.st_mode), entry.mode))
+    if (st.st_uid, st.st_gid) != (uid, gid):
         changes.append("owner")
     return changes
 
@@ -134,7 +130,7 @@ def plan_file(entry, uid, gid):
     if current is None:
         return resolved, None, ["create"]
     reasons = [] if current == entry.content.encode("utf-8") else ["content"]
-    return resolved, current, reasons + _attribute_changes(_attributes(os.stat(resolved)), _wanted_attributes(entry, uid, gid))
+    return resolved, current, reasons + _attribute_changes(os.stat(resolved), entry, uid, gid)
 
 
 def apply_directory(entry, uid, gid):
@@ -199,7 +195,7 @@ def run(module, params):
                           "after": entry.content})
         else:
             diffs.append({"before_header": entry.path, "after_header": entry.path,
-                          "before": "%s\n" % ", ".join(r for r in reasons), "after": "mode %04o, owner %s:%s\n" % (entry.mode, entry.owner, entry.group)})
+                          "before": "%s\n" % ", ".join(reasons), "after": "mode %04o, owner %s:%s\n" % (entry.mode, entry.owner, entry.group)})
         if module.check_mode:
             continue
         try:

@@ -38,11 +38,7 @@ def comment_fstab(text):
 
 
 def swap_units(list_unit_files_output):
-    """``{unit: state}`` from ``systemctl list-unit-files --type=swap --no-legend --plain``; a line whose name is not a
-    swap unit name (systemd never prints one) is ignored rather than passed to systemctl."""
-    units = {}
-    for line in (list_unit_files_output or "").splitlines():
-        fields = line.split()
-        if fields and UNIT_RE.match(fields[0]) and not fields[0].startswith("-"):
-            units[fields[0]] = fields[1] if len(fields) > 1 else ""
-    return dict(sorted(units.items()))
+    """The unit names (sorted) of ``systemctl list-unit-files --type=swap --no-legend --plain``; a line whose name is
+    not a swap unit name (systemd never prints one) is ignored rather than passed to systemctl."""
+    names = {line.split()[0] for line in (list_unit_files_output or "").splitlines() if line.strip()}
+    return sorted(name for name in names if UNIT_RE.match(name) and not name.startswith("-"))

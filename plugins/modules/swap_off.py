@@ -113,17 +113,15 @@ def argument_spec():
     )
 
 
-def admin_unit(unit):
-    """True when /etc/systemd/system/<unit> is a unit file (not the /dev/null link a mask makes)."""
-    path = os.path.join(SYSTEMD_SYSTEM, unit)
-    if not os.path.lexists(path):
-        return False
-    return not (os.path.islink(path) and os.readlink(path) == "/dev/null")
-
-
 def is_masked(unit):
+    """/etc/systemd/system/<unit> is the link to /dev/null that ``systemctl mask`` makes."""
     path = os.path.join(SYSTEMD_SYSTEM, unit)
     return os.path.islink(path) and os.readlink(path) == "/dev/null"
+
+
+def admin_unit(unit):
+    """/etc/systemd/system/<unit> is something else: a unit file masking would delete."""
+    return os.path.lexists(os.path.join(SYSTEMD_SYSTEM, unit)) and not is_masked(unit)
 
 
 def main():
@@ -141,7 +139,7 @@ def main():
     except FileNotFoundError:
         result["active"] = []
 
-    units = {}
+    units = []
     systemctl = module.get_bin_path("systemctl") if params["mask_units"] else None
     if systemctl:
         argv = [systemctl, "list-unit-files", "--type=swap", "--no-legend", "--no-pager", "--plain"]

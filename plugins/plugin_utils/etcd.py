@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 MANAGED_KEYS = frozenset((
     "name", "data-dir", "listen-peer-urls", "listen-client-urls", "advertise-client-urls", "initial-advertise-peer-urls",
@@ -68,8 +69,10 @@ def etcd_member_certificates(members, hostvars, subject, listen_localhost=True, 
         for name, value in (("etcd_extra_sans", extra), ("etcd_peer_extra_sans", peer_extra)):
             if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
                 raise AnsibleFilterError("etcd member %s: %s must be a list of host names and IP addresses, got %r" % (member["name"], name, value))
-        if not isinstance(localhost, bool):
-            raise AnsibleFilterError("etcd member %s: etcd_listen_localhost must be true or false, got %r" % (member["name"], localhost))
+        try:
+            localhost = boolean(localhost, strict=True)  # yes/no and -e etcd_listen_localhost=false as Ansible reads them
+        except TypeError:
+            raise AnsibleFilterError("etcd member %s: etcd_listen_localhost must be true or false, got %r" % (member["name"], localhost)) from None
         own = [member["name"], member["address"]]
         requests += [
             # server + client auth (as kubeadm makes it): etcd's JSON gateway dials the member's own gRPC listener with

@@ -21,27 +21,25 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+except ImportError:  # pragma: no cover - cryptography is a requirement of ansible-core
+    x509 = None
 
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 NODE_PREFIX = "system:node:"
 
 
 def _need_cryptography():
-    """cryptography's x509, serialization and NameOID, imported on first use: Ansible loads every filter file of the
-    collection in each worker process to resolve any one of its filters, and importing cryptography there would cost
-    about 50 ms of controller CPU per task and host that uses an unrelated kubeforge filter."""
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.x509.oid import NameOID
-    except ImportError:  # pragma: no cover - cryptography is a requirement of ansible-core
-        raise AnsibleFilterError("the kubeadm PKI filters need the Python package cryptography on the controller (pip install cryptography)") from None
-    return x509, serialization, NameOID
+    if x509 is None:
+        raise AnsibleFilterError("the kubeadm PKI filters need the Python package cryptography on the controller (pip install cryptography)")
 
 
 def ca_cert_hash(pem):
     """``sha256:<hex>`` of the certificate's SubjectPublicKeyInfo; the first certificate of ``pem`` is used."""
-    x509, serialization, _name_oid = _need_cryptography()
+    _need_cryptography()
     if not isinstance(pem, (str, bytes)) or not pem:
         raise AnsibleFilterError("ca_cert_hash needs the PEM text of the cluster CA certificate (/etc/kubernetes/pki/ca.crt), got %r" % (pem,))
     data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
@@ -60,7 +58,6 @@ def _pending(item):
 
 def _judge(item, nodes):
     """None when the CSR may be approved, else the reason it is not."""
-    x509, _serialization, NameOID = _need_cryptography()
     spec = item.get("spec") or {}
     username = spec.get("username") or ""
     node = username[len(NODE_PREFIX):] if username.startswith(NODE_PREFIX) else None

@@ -127,3 +127,11 @@ def test_certificates_changed_per_member():
     assert etcd_certificates_changed(result, "n2") is False
     assert etcd_certificates_changed(dict(result, ca={"changed": True}), "n2") is True
     assert etcd_certificates_changed({"skipped": True}, "n1") is False
+
+
+def test_member_certificates_read_listen_localhost_as_ansible_does():
+    hostvars = {"n1": {"ansible_host": "10.0.0.1", "etcd_listen_localhost": "no"}}
+    requests = etcd_member_certificates(etcd_members(["n1"], hostvars), hostvars, {}, True, [], [])
+    assert requests[0]["hosts"] == ["n1", "10.0.0.1"]
+    with pytest.raises(AnsibleFilterError, match="etcd member n1: etcd_listen_localhost must be true or false, got 'maybe'"):
+        etcd_member_certificates(etcd_members(["n1"], {"n1": {"ansible_host": "10.0.0.1"}}), {"n1": {"ansible_host": "10.0.0.1"}}, {}, "maybe", [], [])

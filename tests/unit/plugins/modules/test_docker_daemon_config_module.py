@@ -13,7 +13,7 @@ import os
 import stat
 
 import pytest
-from module_harness import ExitJson, FailJson, call_main
+from module_harness import exits, fails
 from ansible_collections.kubeforge.cluster.plugins.modules import docker_daemon_config
 
 OLD_DOCKERD = """#!/bin/sh
@@ -58,15 +58,11 @@ def args_for(node, **extra):
 
 
 def run_ok(args, **kwargs):
-    kind, result = call_main(docker_daemon_config.main, args, **kwargs)
-    assert kind is ExitJson, result
-    return result
+    return exits(docker_daemon_config.main, args, **kwargs)
 
 
 def run_failed(args, **kwargs):
-    kind, result = call_main(docker_daemon_config.main, args, **kwargs)
-    assert kind is FailJson, result
-    return result
+    return fails(docker_daemon_config.main, args, **kwargs)
 
 
 def test_check_apply_reapply_on_an_operators_file(node):

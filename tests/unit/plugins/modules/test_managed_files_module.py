@@ -9,22 +9,18 @@ import pwd
 import stat
 
 import pytest
-from module_harness import ExitJson, FailJson, call_main
+from module_harness import exits, fails
 from ansible_collections.kubeforge.cluster.plugins.modules import managed_files
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
 
 def run_ok(args, **kwargs):
-    kind, result = call_main(managed_files.main, args, **kwargs)
-    assert kind is ExitJson, result
-    return result
+    return exits(managed_files.main, args, **kwargs)
 
 
 def run_failed(args, **kwargs):
-    kind, result = call_main(managed_files.main, args, **kwargs)
-    assert kind is FailJson, result
-    return result
+    return fails(managed_files.main, args, **kwargs)
 
 
 def spec(tmp_path, config="a: 1\n", unit_mode="0644"):
@@ -128,3 +124,9 @@ def test_follow_false_replaces_a_masking_link_with_the_file(tmp_path):
     assert run_ok(args)["changed_names"] == ["unit"]
     assert not os.path.islink(unit) and unit.read_text() == "[Service]\n"
     assert not run_ok(args)["changed"]
+
+
+def test_a_name_listed_twice_is_refused(tmp_path):
+    failed = run_failed({"files": [{"name": "x", "path": str(tmp_path / "a"), "content": "a"},
+                                   {"name": "x", "path": str(tmp_path / "b"), "content": "b"}]})
+    assert "the name x is listed twice" in failed["msg"] and not os.listdir(tmp_path)

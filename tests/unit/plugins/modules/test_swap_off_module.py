@@ -117,4 +117,4 @@ def test_parsers():
     assert comment_fstab("/dev/sda2 none swap sw 0 0")[0] == "# /dev/sda2 none swap sw 0 0  # swap disabled by kubeforge.cluster.node_prep"
     # a "swap" mount point or option is not a swap entry
     assert comment_fstab("/dev/sdb1 /swap ext4 defaults 0 2\n")[1] == []
-    assert swap_units("dev-sda2.swap generated -\n--evil.swap x\nfoo.service enabled\n") == {"dev-sda2.swap": "generated"}
+    assert swap_units("dev-sda2.swap generated -\n--evil.swap x\nfoo.service enabled\n") == ["dev-sda2.swap"]
